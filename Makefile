@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test` (lint + tests).
+# Both create .venv from requirements.lock (exact versions) when it is missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-lock
+
+.PHONY: run test lint format theory bench sweep lock clean-venv
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	cp requirements.lock $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m experiments.train $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q $(ARGS)
+
+theory: $(STAMP)
+	$(BIN)/python -m theory_checks $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Regenerate the lock from pyproject ranges (run by a maintainer, not by CI).
+lock:
+	rm -rf /tmp/cliffjax-lock && $(PYTHON) -m venv /tmp/cliffjax-lock
+	/tmp/cliffjax-lock/bin/pip install --quiet -e ".[test]"
+	/tmp/cliffjax-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)
