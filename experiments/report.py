@@ -1,0 +1,433 @@
+"""Gather a policy-cliff multirun directory into one CSV, a table, plots and a markdown report.
+
+Usage::
+
+    python -m experiments.report <multirun dir> [--out <dir>]
+
+Every job of ``experiments.policy_cliff`` writes, in its Hydra job directory,
+
+* ``results.jsonl``: one row per (seed, ε) run with the job's settings (``objective``,
+  ``entropy_coef``, ``kl_beta``, ``perturbation``, ...) and the measured distances
+  (``tv_exact``, ``kl_exact``, ``tv_sampled``, ``kl_sampled``), rewards and sensitivities;
+* ``summary.json``: job-level facts (seed noise floor, wall and compile times, overrides).
+
+This module walks the directory, joins both into ``results.csv`` (one row per run, job facts
+prefixed ``job_``), aggregates over seeds and writes ``table.md``, ``distance_vs_eps.png``,
+``sensitivity_vs_entropy.png`` and ``report.md`` next to them (default: the multirun
+directory itself).
+
+Intervals: for a cell with ``n`` seeds and values ``x_1..x_n`` the report gives the mean and the
+two-sided 95% Student-t interval ``mean ± t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the
+Bessel-corrected standard deviation (``n = 1`` gives no interval, shown as ``nan``). Seeds share
+the initialization and differ in rollout randomness, so the interval measures run-to-run noise
+of training at fixed ε.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from scipy import stats
+
+#: Columns that identify one cell of the table (one configuration at one ε).
+GROUP_KEYS: Final = ("objective", "entropy_coef", "kl_beta", "perturbation", "eps")
+#: Metrics aggregated over seeds in the printed table, with their column titles.
+TABLE_METRICS: Final = (
+    ("tv_exact", "TV exact"),
+    ("kl_exact", "KL exact"),
+    ("tv_sampled", "TV sampled"),
+    ("reward_delta", "Δreward"),
+    ("sens_tv", "TV/ε"),
+)
+RESULTS_FILE: Final = "results.jsonl"
+SUMMARY_FILE: Final = "summary.json"
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, int]:
+    """Mean and half-width of the two-sided Student-t interval over finite ``values``.
+
+    ``half = t_{(1+level)/2, n-1} · s / sqrt(n)`` with ``s`` the sample std (ddof=1).
+    Returns ``(mean, half, n)``; ``half`` is ``nan`` for ``n < 2`` and ``mean`` is ``nan``
+    for ``n = 0``. Non-finite values (e.g. the undefined sensitivity at ε = 0) are dropped.
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, math.nan, n
+    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return mean, half, n
+
+
+def _job_files(root: Path) -> list[Path]:
+    """Every ``results.jsonl`` below ``root``, in a stable (sorted) order."""
+    return sorted(root.rglob(RESULTS_FILE))
+
+
+def load_rows(root: str | Path) -> list[dict[str, Any]]:
+    """Rows of every job below ``root``; job facts from ``summary.json`` are added as ``job_*``.
+
+    Each row also gets ``job`` (the job directory relative to ``root``). Raises
+    ``FileNotFoundError`` when ``root`` holds no ``results.jsonl``.
+    """
+    root = Path(root)
+    files = _job_files(root)
+    if not files:
+        raise FileNotFoundError(f"no {RESULTS_FILE} found below {root}")
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        job_facts: dict[str, Any] = {}
+        summary = f.parent / SUMMARY_FILE
+        if summary.exists():
+            for k, v in json.loads(summary.read_text()).items():
+                if isinstance(v, (int, float, str, bool)) or v is None:
+                    job_facts[f"job_{k}"] = v
+        job = str(f.parent.relative_to(root)) or "."
+        for line in f.read_text().splitlines():
+            if line.strip():
+                rows.append({"job": job, **json.loads(line), **job_facts})
+    return rows
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` as CSV with the union of their keys as header (first-seen order)."""
+    header: list[str] = []
+    for r in rows:
+        header.extend(k for k in r if k not in header)
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def summarize(
+    rows: Iterable[dict[str, Any]],
+    metrics: Sequence[str] = tuple(m for m, _ in TABLE_METRICS),
+    keys: Sequence[str] = GROUP_KEYS,
+    level: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Aggregate runs over seeds: one dict per distinct ``keys`` tuple, sorted by the keys.
+
+    Each output has the key columns, ``n`` (runs in the cell), and for every metric ``m``:
+    ``m`` (mean), ``m_ci`` (interval half-width, see :func:`mean_ci`), ``m_n`` (finite values).
+    Cells also carry ``noise_floor_tv``: the mean of the jobs' ``job_noise_floor_tv`` (mean
+    pairwise TV between seeds at ε = 0) when present.
+    """
+    cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+
+    def sort_key(item: tuple[tuple[Any, ...], list[dict[str, Any]]]) -> tuple[Any, ...]:
+        return tuple((0, v) if isinstance(v, (int, float)) else (1, str(v)) for v in item[0])
+
+    out = []
+    for key, members in sorted(cells.items(), key=sort_key):
+        cell: dict[str, Any] = dict(zip(keys, key))
+        cell["n"] = len(members)
+        for m in metrics:
+            mean, half, n = mean_ci([_as_float(r.get(m)) for r in members], level)
+            cell[m], cell[f"{m}_ci"], cell[f"{m}_n"] = mean, half, n
+        floors = [_as_float(r.get("job_noise_floor_tv")) for r in members]
+        floors = [f for f in floors if math.isfinite(f)]
+        cell["noise_floor_tv"] = float(np.mean(floors)) if floors else math.nan
+        out.append(cell)
+    return out
+
+
+def _fmt(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    if not math.isfinite(half):
+        return f"{mean:.4g}"
+    if half < 1e-12 * max(1.0, abs(mean)):  # equal values across seeds: float residue only
+        half = 0.0
+    return f"{mean:.4g} ± {half:.2g}"
+
+
+def format_table(summary: Sequence[dict[str, Any]]) -> str:
+    """Markdown table: objective × regularization × perturbation × ε → mean ± 95% half-width."""
+    head = ["objective", "entropy", "KL β", "perturbation", "ε", "n"]
+    head += [title for _, title in TABLE_METRICS] + ["seed floor TV"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in summary:
+        cols = [
+            str(c["objective"]),
+            f"{_as_float(c['entropy_coef']):g}",
+            f"{_as_float(c['kl_beta']):g}",
+            str(c["perturbation"]),
+            f"{_as_float(c['eps']):g}",
+            str(c["n"]),
+        ]
+        cols += [_fmt(c[m], c[f"{m}_ci"]) for m, _ in TABLE_METRICS]
+        cols.append(_fmt(c["noise_floor_tv"], math.nan))
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def _config_label(c: dict[str, Any]) -> str:
+    label = f"{c['objective']} ent={_as_float(c['entropy_coef']):g}"
+    if _as_float(c["kl_beta"]) > 0:
+        label += f" β={_as_float(c['kl_beta']):g}"
+    return label
+
+
+def cliff_index(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per configuration: TV and TV/ε at the smallest and largest ε > 0.
+
+    A Lipschitz map keeps TV/ε bounded as ε → 0 (TV shrinks with ε); a cliff keeps TV away
+    from 0 (above the seed noise floor) as ε → 0, so TV/ε grows like 1/ε. The ratio
+    ``tv_small / tv_large`` is near ``ε_small / ε_large`` for a linear response and near 1 for
+    a jump.
+    """
+    by_cfg: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for c in summary:
+        if _as_float(c["eps"]) > 0:
+            key = tuple(c[k] for k in GROUP_KEYS if k != "eps")
+            by_cfg.setdefault(key, []).append(c)
+    out = []
+    for members in by_cfg.values():
+        if len(members) < 2:  # one ε > 0 says nothing about the shape of the response
+            continue
+        members = sorted(members, key=lambda c: _as_float(c["eps"]))
+        lo, hi = members[0], members[-1]
+        out.append(
+            {
+                "label": _config_label(lo),
+                "perturbation": lo["perturbation"],
+                "eps_small": _as_float(lo["eps"]),
+                "eps_large": _as_float(hi["eps"]),
+                "tv_small": lo["tv_exact"],
+                "tv_large": hi["tv_exact"],
+                "tv_ratio": lo["tv_exact"] / hi["tv_exact"] if hi["tv_exact"] else math.nan,
+                "eps_ratio": _as_float(lo["eps"]) / _as_float(hi["eps"]),
+                "noise_floor_tv": lo["noise_floor_tv"],
+            }
+        )
+    return out
+
+
+def format_cliff_index(index: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`cliff_index`."""
+    head = "| configuration | perturbation | TV(ε_min) | TV(ε_max) | TV ratio | ε ratio | seed floor TV |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in index:
+        lines.append(
+            f"| {r['label']} | {r['perturbation']} | {r['tv_small']:.4g} (ε={r['eps_small']:g}) | "
+            f"{r['tv_large']:.4g} (ε={r['eps_large']:g}) | {r['tv_ratio']:.3g} | "
+            f"{r['eps_ratio']:.3g} | {r['noise_floor_tv']:.4g} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_distance_vs_eps(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """PNG: exact TV vs ε, one line per (objective, regularization), one panel per perturbation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    perts = sorted({str(c["perturbation"]) for c in summary})
+    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4), squeeze=False)
+    for ax, pert in zip(axes[0], perts):
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for c in summary:
+            if str(c["perturbation"]) == pert:
+                lines.setdefault(_config_label(c), []).append(c)
+        for label, cs in sorted(lines.items()):
+            cs = sorted(cs, key=lambda c: _as_float(c["eps"]))
+            x = np.array([_as_float(c["eps"]) for c in cs])
+            y = np.array([c["tv_exact"] for c in cs])
+            e = np.nan_to_num(np.array([c["tv_exact_ci"] for c in cs]))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
+        eps_pos = sorted({_as_float(c["eps"]) for c in summary if _as_float(c["eps"]) > 0})
+        if eps_pos:
+            ax.set_xscale("symlog", linthresh=eps_pos[0])
+        ax.set_xlabel("ε (reward perturbation size)")
+        ax.set_ylabel("E_prompt TV(π_ε, π_0), exact")
+        ax.set_title(f"perturbation: {pert}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_sensitivity_vs_entropy(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """PNG: TV/ε vs entropy coefficient, one line per (objective, KL β, ε), one panel per δ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    perts = sorted({str(c["perturbation"]) for c in summary})
+    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4), squeeze=False)
+    for ax, pert in zip(axes[0], perts):
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for c in summary:
+            if str(c["perturbation"]) == pert and _as_float(c["eps"]) > 0:
+                label = f"{c['objective']} β={_as_float(c['kl_beta']):g} ε={_as_float(c['eps']):g}"
+                lines.setdefault(label, []).append(c)
+        for label, cs in sorted(lines.items()):
+            cs = sorted(cs, key=lambda c: _as_float(c["entropy_coef"]))
+            x = np.array([_as_float(c["entropy_coef"]) for c in cs])
+            y = np.array([c["sens_tv"] for c in cs])
+            e = np.nan_to_num(np.array([c["sens_tv_ci"] for c in cs]))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
+        ents = sorted(
+            {_as_float(c["entropy_coef"]) for c in summary if _as_float(c["entropy_coef"]) > 0}
+        )
+        if ents:
+            ax.set_xscale("symlog", linthresh=ents[0])
+        ax.set_yscale("log")
+        ax.set_xlabel("entropy coefficient")
+        ax.set_ylabel("sensitivity TV/ε")
+        ax.set_title(f"perturbation: {pert}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _jobs_table(rows: Sequence[dict[str, Any]]) -> str:
+    jobs: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        jobs.setdefault(r["job"], r)
+    lines = [
+        "| job | overrides | runs | wall s | compile+train s | seed floor TV |",
+        "|---|---|---|---|---|---|",
+    ]
+    for job, r in sorted(jobs.items()):
+        n = sum(1 for x in rows if x["job"] == job)
+        lines.append(
+            f"| {job} | `{r.get('job_overrides', '')}` | {n} | "
+            f"{_as_float(r.get('job_wall_s')):.1f} | {_as_float(r.get('job_train_s')):.1f} | "
+            f"{_as_float(r.get('job_noise_floor_tv')):.4g} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(root: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``results.csv``, ``table.md``, the two PNGs and ``report.md``; return the report path."""
+    root = Path(root)
+    out_dir = Path(out) if out is not None else root
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = load_rows(root)
+    write_csv(rows, out_dir / "results.csv")
+    summary = summarize(rows)
+    table = format_table(summary)
+    (out_dir / "table.md").write_text(table + "\n")
+    index_md = format_cliff_index(cliff_index(summary))
+    plot_distance_vs_eps(summary, out_dir / "distance_vs_eps.png")
+    plot_sensitivity_vs_entropy(summary, out_dir / "sensitivity_vs_entropy.png")
+    total_wall = sum(_as_float(r.get("job_wall_s")) for r in {r["job"]: r for r in rows}.values())
+    report = f"""# Policy-cliff sweep: {root.name}
+
+Source: `{root}` ({len({r["job"] for r in rows})} jobs, {len(rows)} runs; summed job wall time
+{total_wall:.0f} s). Each run trains the same warm-started policy with the same rollout seeds
+under the reward `r + ε·δ`; distances compare the final policy at ε with the ε = 0 run of the
+same seed, on held-out prompts, at the sequence level (TV = ½ Σ_y |π_ε(y) − π_0(y)|, KL =
+KL(π_ε ‖ π_0), averaged over prompts). "exact" enumerates every well-formed completion (the
+rest is one lumped outcome); "sampled" estimates the same TV from completions of π_ε scored
+under both policies. Cells: mean ± 95% Student-t half-width over seeds. "seed floor TV" is the
+mean TV between different seeds at ε = 0 (run-to-run noise of training itself).
+
+## Distances
+
+{table}
+
+## Cliff index (smallest vs largest ε > 0)
+
+A Lipschitz response has TV ratio ≈ ε ratio; a cliff has TV ratio ≈ 1 (the distance does not
+shrink with ε) and TV(ε_min) well above the seed floor.
+
+{index_md}
+
+## Plots
+
+![distance vs eps](distance_vs_eps.png)
+
+![sensitivity vs entropy](sensitivity_vs_entropy.png)
+
+## Jobs
+
+{_jobs_table(rows)}
+
+Full per-run data: `results.csv`.
+"""
+    path = out_dir / "report.md"
+    path.write_text(report)
+    return path
+
+
+class ReportCallback:
+    """Hydra callback: after a multirun, write the report of its sweep dir and print its path.
+
+    Enabled in ``conf/policy_cliff.yaml`` under ``hydra.callbacks``; it subclasses nothing so
+    importing this module does not import Hydra.
+    """
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        del config, kwargs
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        del kwargs
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            path = write_report(sweep_dir)
+        except FileNotFoundError as err:  # every job failed: say so, do not mask the failure
+            print(f"[report] {err}", file=sys.stderr)
+            return
+        print(f"[report] {path}")
+        print((sweep_dir / "table.md").read_text())
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        del config, kwargs
+
+    def on_run_end(self, config: Any, **kwargs: Any) -> None:
+        del config, kwargs
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        del config, kwargs
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        del config, job_return, kwargs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m experiments.report <multirun dir> [--out DIR]``; prints the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="a Hydra multirun directory (or any dir with results.jsonl)")
+    parser.add_argument("--out", default=None, help="output directory (default: root)")
+    args = parser.parse_args(argv)
+    path = write_report(args.root, args.out)
+    print((path.parent / "table.md").read_text())
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
