@@ -1,0 +1,110 @@
+"""Registry of objectives by name; configs, docs and the trainer read it.
+
+    spec = get_objective("grpo")
+    loss_sum, denom, aux = spec.loss(batch, spec.default_config)
+
+Adding an objective is one module plus one :func:`register` call below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+from core.objectives import ppo_clip
+
+Array = jax.Array
+LossFn = Callable[[Any, Any], tuple[Array, Array, dict[str, Array]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSpec:
+    """One registered objective.
+
+    Attributes:
+      name: registry key.
+      kind: ``"policy"`` (takes a ``PolicyBatch``) or ``"preference"`` (``PreferenceBatch``).
+      config_cls: frozen dataclass type of its config.
+      default_config: ``config_cls()`` with the paper's defaults.
+      loss: ``loss(batch, cfg) -> (loss_sum, denominator, aux)``.
+      advantage: default advantage estimator name (``AdvantageConfig.estimator``) for policy
+        objectives, ``None`` for preference objectives.
+      paper: arXiv id and equation of the objective.
+    """
+
+    name: str
+    kind: str
+    config_cls: type
+    default_config: Any
+    loss: LossFn
+    advantage: str | None
+    paper: str
+
+
+_REGISTRY: dict[str, ObjectiveSpec] = {}
+
+
+def register(spec: ObjectiveSpec) -> ObjectiveSpec:
+    """Add ``spec``; a name can be registered once."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"objective {spec.name!r} is already registered")
+    if spec.kind not in ("policy", "preference"):
+        raise ValueError(f"kind must be 'policy' or 'preference', got {spec.kind!r}")
+    if not isinstance(spec.default_config, spec.config_cls):
+        raise ValueError(f"default_config of {spec.name!r} is not a {spec.config_cls.__name__}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_objective(name: str) -> ObjectiveSpec:
+    """The spec registered under ``name``; ``KeyError`` listing the known names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown objective {name!r}; known: {list_objectives()}") from None
+
+
+def list_objectives() -> tuple[str, ...]:
+    """Registered names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def _spec(name, kind, cfg_cls, loss, advantage, paper) -> ObjectiveSpec:
+    return register(ObjectiveSpec(name, kind, cfg_cls, cfg_cls(), loss, advantage, paper))
+
+
+_spec(
+    "grpo",
+    "policy",
+    ppo_clip.GRPOConfig,
+    ppo_clip.ppo_clip_loss,
+    "group_std",
+    "arXiv 2402.03300 eq. 3 (GRPO, DeepSeekMath)",
+)
+_spec(
+    "dapo",
+    "policy",
+    ppo_clip.DAPOConfig,
+    ppo_clip.ppo_clip_loss,
+    "group_std",
+    "arXiv 2503.14476 eq. 8 (DAPO)",
+)
+_spec(
+    "dr_grpo",
+    "policy",
+    ppo_clip.DrGRPOConfig,
+    ppo_clip.ppo_clip_loss,
+    "group_mean",
+    "arXiv 2503.20783 eq. 3 / §3.2 (Dr. GRPO)",
+)
+_spec(
+    "ppo_clip",
+    "policy",
+    ppo_clip.PPOClipConfig,
+    ppo_clip.ppo_clip_loss,
+    "group_std",
+    "arXiv 1707.06347 eq. 7 (PPO clip surrogate); dual clip arXiv 1912.09729",
+)
