@@ -10,6 +10,7 @@ from core.objectives.advantages import ADVANTAGE_ESTIMATORS, AdvantageConfig, co
 from core.objectives.aggregation import AGGREGATION_MODES, aggregate, finalize_loss
 from core.objectives.kl import KL_ESTIMATORS, KL_USAGE, kl_divergence
 from core.objectives.registry import ObjectiveSpec, get_objective, list_objectives, register
+from core.objectives.shaping import soft_overlong_penalty
 from core.objectives.types import PolicyBatch, PreferenceBatch
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "kl_divergence",
     "list_objectives",
     "register",
+    "soft_overlong_penalty",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from core.objectives import ppo_clip
+from core.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference
 
 Array = jax.Array
 LossFn = Callable[[Any, Any], tuple[Array, Array, dict[str, Array]]]
@@ -107,4 +107,52 @@ _spec(
     ppo_clip.ppo_clip_loss,
     "group_std",
     "arXiv 1707.06347 eq. 7 (PPO clip surrogate); dual clip arXiv 1912.09729",
+)
+_spec(
+    "gspo",
+    "policy",
+    gspo.GSPOConfig,
+    gspo.gspo_loss,
+    "group_std",
+    "arXiv 2507.18071 eq. 5-7 (GSPO, sequence-level ratio)",
+)
+_spec(
+    "cispo",
+    "policy",
+    cispo.CISPOConfig,
+    cispo.cispo_loss,
+    "group_std",
+    "arXiv 2506.13585 §3.1 eq. 4-5, mask eq. 6-7 (CISPO, MiniMax-M1)",
+)
+_spec(
+    "dispo",
+    "policy",
+    dispo.DISPOConfig,
+    dispo.dispo_loss,
+    "group_std",
+    "arXiv 2602.00983 (DISPO; exact equation from secondary sources)",
+)
+_spec(
+    "mhpo",
+    "policy",
+    mhpo.MHPOConfig,
+    mhpo.mhpo_loss,
+    "group_std",
+    "arXiv 2603.16929 (MHPO: LFM + DHP; equations from secondary sources)",
+)
+_spec(
+    "dpo",
+    "preference",
+    preference.DPOConfig,
+    preference.dpo_loss,
+    None,
+    "arXiv 2305.18290 eq. 7 (DPO)",
+)
+_spec(
+    "rpo",
+    "preference",
+    preference.RPOConfig,
+    preference.rpo_loss,
+    None,
+    "arXiv 2405.16436 Alg. 1 / practical loss of the official code (RPO)",
 )
