@@ -1,0 +1,225 @@
+"""Preference optimization (DPO, RPO) on pairs from the policy's own samples or a fixed set.
+
+    pairs = make_self_pairs(...)       # jit: sample G per prompt, verifier ranks, best vs worst
+    batch, m1 = pairs(params, reference, key)
+    update = make_preference_update(...)
+    state, m2 = update(state, batch)
+
+Self pairs (``source="self"``): each of ``P`` prompts gets ``G`` completions from the current
+policy; the verifier's best completion is the chosen one ``y_w`` and its worst the rejected
+``y_l`` (first index on ties). A prompt whose completions all score the same gives no
+preference: its pair keeps its slot (static shapes) with both masks zeroed, which the
+objectives skip (their denominator counts valid pairs only).
+
+Dataset pairs (``source="dataset"``, addition only): for training prompts, ``y_w`` is the exact
+answer and ``y_l`` the flawed teacher's carry-free answer; prompts without a carry (identical
+answers) are masked out the same way.
+
+The reference log-probs come from the frozen warm-start parameters. Each step is one optimizer
+step on ``loss_sum / n_valid_pairs`` (``spec.loss``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from core.objectives import PreferenceBatch
+from core.objectives.registry import ObjectiveSpec
+from core.sampling import SamplingConfig, sample, score, score_with_entropy
+from core.training.config import PreferenceConfig
+from core.training.metrics import to_host
+from core.training.state import TrainState
+
+Array = jax.Array
+PyTree = Any
+
+
+class Pairs(NamedTuple):
+    """``P`` preference pairs.
+
+    Attributes:
+      prompts: ``[P, L]`` int32.
+      chosen: ``[P, N]`` int32 chosen completions y_w.
+      rejected: ``[P, N]`` int32 rejected completions y_l.
+      mask_chosen: ``[P, N]`` float32 (all 0 for a masked pair).
+      mask_rejected: ``[P, N]`` float32 (all 0 for a masked pair).
+      ref_chosen: ``[P, N]`` reference log-probs of y_w.
+      ref_rejected: ``[P, N]`` reference log-probs of y_l.
+    """
+
+    prompts: Array
+    chosen: Array
+    rejected: Array
+    mask_chosen: Array
+    mask_rejected: Array
+    ref_chosen: Array
+    ref_rejected: Array
+
+
+def _with_reference(graphdef, reference, prompts, chosen, rejected, m_w, m_l) -> Pairs:
+    both = jnp.concatenate([chosen, rejected], axis=0)
+    ref = score(graphdef, reference, jnp.concatenate([prompts, prompts], axis=0), both)
+    p = prompts.shape[0]
+    return Pairs(prompts, chosen, rejected, m_w, m_l, ref[:p], ref[p:])
+
+
+def make_self_pairs(
+    graphdef: Any, task: Any, cfg: PreferenceConfig
+) -> Callable[[PyTree, PyTree, Array], tuple[Pairs, dict[str, Array]]]:
+    """A jit'd ``pairs(params, reference, key) -> (Pairs, metrics)`` from the policy's samples.
+
+    Metrics: ``reward_mean``/``reward_std`` of all samples, ``pair_valid_frac`` (prompts with a
+    reward difference), ``response_len`` and ``gen_tokens``.
+    """
+    g, p = cfg.group_size, cfg.prompts_per_step
+    sampling = SamplingConfig(
+        max_new_tokens=task.max_new_tokens,
+        temperature=cfg.temperature,
+        eos_id=task.tokenizer.eos_id,
+        pad_id=task.tokenizer.pad_id,
+    )
+
+    def pairs(params: PyTree, reference: PyTree, key: Array):
+        k_prompt, k_sample = jax.random.split(key)
+        prompts, meta = task.train_prompts(k_prompt, p)
+        rep = lambda x: jnp.repeat(x, g, axis=0)
+        out = sample(graphdef, params, rep(prompts), k_sample, sampling)
+        reward, _ = task.reward(out.completion, out.completion_mask, jax.tree.map(rep, meta))
+        grouped = reward.astype(jnp.float32).reshape(p, g)
+        best, worst = jnp.argmax(grouped, axis=1), jnp.argmin(grouped, axis=1)
+        valid = (jnp.max(grouped, axis=1) > jnp.min(grouped, axis=1)).astype(jnp.float32)
+        rows = jnp.arange(p) * g
+        comp = out.completion
+        mask = out.completion_mask.astype(jnp.float32)
+        m_w = mask[rows + best] * valid[:, None]
+        m_l = mask[rows + worst] * valid[:, None]
+        batch = _with_reference(
+            graphdef, reference, prompts, comp[rows + best], comp[rows + worst], m_w, m_l
+        )
+        lengths = jnp.sum(mask, axis=1)
+        metrics = {
+            "reward_mean": jnp.mean(grouped),
+            "reward_std": jnp.std(grouped),
+            "pair_valid_frac": jnp.mean(valid),
+            "response_len": jnp.mean(lengths),
+            "gen_tokens": jnp.sum(lengths),
+        }
+        return batch, metrics
+
+    return jax.jit(pairs)
+
+
+def make_dataset_pairs(
+    graphdef: Any, task: Any, cfg: PreferenceConfig
+) -> Callable[[PyTree, PyTree, Array], tuple[Pairs, dict[str, Array]]]:
+    """A jit'd ``pairs(params, reference, key) -> (Pairs, metrics)`` from the fixed pair set.
+
+    Needs an addition task (``task.carry_free_answer``): y_w = exact answer, y_l = carry-free
+    answer. ``params`` is unused (same signature as :func:`make_self_pairs`).
+    """
+    p, n = cfg.prompts_per_step, task.max_new_tokens
+
+    def pairs(params: PyTree, reference: PyTree, key: Array):
+        del params
+        prompts, meta = task.train_prompts(key, p)
+        wrong = task.carry_free_answer(meta["a"], meta["b"])
+        chosen, m_w = task.target(meta["answer"], n)
+        rejected, m_l = task.target(wrong, n)
+        valid = (wrong != meta["answer"]).astype(jnp.float32)[:, None]
+        batch = _with_reference(
+            graphdef,
+            reference,
+            prompts,
+            chosen,
+            rejected,
+            m_w.astype(jnp.float32) * valid,
+            m_l.astype(jnp.float32) * valid,
+        )
+        metrics = {"pair_valid_frac": jnp.mean(valid), "gen_tokens": jnp.zeros((), jnp.float32)}
+        return batch, metrics
+
+    return jax.jit(pairs)
+
+
+def make_preference_update(
+    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, tx: optax.GradientTransformation
+) -> Callable[[TrainState, Pairs], tuple[TrainState, dict[str, Array]]]:
+    """A jit'd ``update(state, pairs) -> (state, metrics)``: one optimizer step.
+
+    Chosen and rejected completions go through one forward pass (``[2P, ...]``). Metrics:
+    ``loss``, ``grad_norm`` (before clipping), ``entropy`` of the chosen responses, and the
+    objective's aux. The state is donated.
+    """
+
+    def loss_fn(params: PyTree, b: Pairs):
+        p = b.prompts.shape[0]
+        logp, ent = score_with_entropy(
+            graphdef,
+            params,
+            jnp.concatenate([b.prompts, b.prompts], axis=0),
+            jnp.concatenate([b.chosen, b.rejected], axis=0),
+        )
+        batch = PreferenceBatch(
+            logp_chosen=logp[:p],
+            logp_rejected=logp[p:],
+            ref_chosen=b.ref_chosen,
+            ref_rejected=b.ref_rejected,
+            mask_chosen=b.mask_chosen,
+            mask_rejected=b.mask_rejected,
+        )
+        loss_sum, denom, aux = spec.loss(batch, obj_cfg)
+        denom = jnp.maximum(jax.lax.stop_gradient(denom), 1e-8)
+        aux = dict(aux)
+        m = b.mask_chosen
+        aux["entropy"] = jnp.sum(jax.lax.stop_gradient(ent[:p]) * m) / jnp.maximum(jnp.sum(m), 1)
+        return loss_sum / denom, aux
+
+    def update(state: TrainState, b: Pairs):
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, b)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {**aux, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+
+    return jax.jit(update, donate_argnums=0)
+
+
+def make_preference_step_fn(
+    graphdef: Any,
+    task: Any,
+    spec: ObjectiveSpec,
+    obj_cfg: Any,
+    cfg: PreferenceConfig,
+    tx: optax.GradientTransformation,
+    reference: PyTree,
+    data_key: Array,
+) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
+    """Host step ``fn(state, i) -> (state, host metrics)``; pairs of step ``i`` use
+    ``fold_in(data_key, i)``. Adds ``step``-level ``pairs_time``, ``update_time``, and
+    ``tokens_per_s`` (sampled completion tokens per second; 0 for dataset pairs)."""
+    if cfg.source == "self":
+        make_pairs = make_self_pairs(graphdef, task, cfg)
+    else:
+        make_pairs = make_dataset_pairs(graphdef, task, cfg)
+    update = make_preference_update(graphdef, spec, obj_cfg, tx)
+
+    def fn(state: TrainState, i: int):
+        t0 = time.perf_counter()
+        batch, metrics = make_pairs(state.params, reference, jax.random.fold_in(data_key, i))
+        jax.block_until_ready(batch)
+        t1 = time.perf_counter()
+        state, update_metrics = update(state, batch)
+        host = to_host({**metrics, **update_metrics})
+        t2 = time.perf_counter()
+        host["pairs_time"] = t1 - t0
+        host["update_time"] = t2 - t1
+        host["tokens_per_s"] = host["gen_tokens"] / max(t2 - t0, 1e-9)
+        return state, host
+
+    return fn

@@ -1,0 +1,92 @@
+"""Supervised warm start: one jit'd step of next-token cross-entropy.
+
+    step = make_sft_step(graphdef, tx)
+    state, metrics = step(state, tokens, loss_mask)
+
+Loss ``L = -(1/|M|) sum_{(b,i) in M} log pi(x_{b,i} | x_{b,<i})`` over the task's loss mask
+``M`` (the answer tokens). The teacher data and its flaws come from the task
+(``Task.sft_batch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from core.models.policy import apply
+from core.training.metrics import to_host
+from core.training.state import TrainState
+
+Array = jax.Array
+
+
+def sequence_nll(
+    graphdef: Any, params: Any, tokens: Array, loss_mask: Array
+) -> tuple[Array, Array, Array]:
+    """Supervised next-token loss: ``(nll_sum, n_tokens, n_correct)`` over ``loss_mask``.
+
+    ``tokens`` ``[B, L]`` int32; ``loss_mask`` ``[B, L]`` marks the tokens to predict (a token at
+    position ``i`` is predicted from ``tokens[:, :i]``, so position 0 never counts).
+    ``nll_sum = -sum_{b,i>0} mask[b,i] log pi(tokens[b,i] | tokens[b,<i])``; the mean loss is
+    ``nll_sum / n_tokens`` (a (sum, denominator) pair, like the objectives).
+    """
+    inputs = tokens[:, :-1]
+    targets = tokens[:, 1:]
+    mask = loss_mask[:, 1:].astype(jnp.float32)
+    positions = jnp.broadcast_to(jnp.arange(inputs.shape[1], dtype=jnp.int32), inputs.shape)
+    logits, _ = apply(graphdef, params, inputs, positions)
+    logits = logits.astype(jnp.float32)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(logp, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    return -jnp.sum(picked * mask), jnp.sum(mask), jnp.sum(correct * mask)
+
+
+def make_sft_step(
+    graphdef: Any, tx: optax.GradientTransformation
+) -> Callable[[TrainState, Array, Array], tuple[TrainState, dict[str, Array]]]:
+    """A jit'd ``step(state, tokens[B,L], loss_mask[B,L]) -> (state, metrics)``.
+
+    Metrics: ``loss`` (mean NLL), ``token_acc`` (teacher-forced argmax accuracy on masked
+    tokens), ``grad_norm`` (before clipping). ``state.key`` is not consumed (the data comes in).
+    The state is donated.
+    """
+
+    def loss_fn(params, tokens, loss_mask):
+        nll, n, correct = sequence_nll(graphdef, params, tokens, loss_mask)
+        n = jnp.maximum(n, 1.0)
+        return nll / n, correct / n
+
+    def step(state: TrainState, tokens: Array, loss_mask: Array):
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, tokens, loss_mask
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "token_acc": acc, "grad_norm": optax.global_norm(grads)}
+        return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def make_sft_step_fn(
+    graphdef: Any, task: Any, batch_size: int, tx: optax.GradientTransformation, data_key: Array
+) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
+    """Host step ``fn(state, i) -> (state, host metrics)`` for :func:`core.training.loop.run_phase`.
+
+    Step ``i`` trains on ``task.sft_batch(fold_in(data_key, i), batch_size)``, so the data
+    depends only on the step index (resuming replays the same batches).
+    """
+    step = make_sft_step(graphdef, tx)
+    batch_fn = jax.jit(lambda key: task.sft_batch(key, batch_size))
+
+    def fn(state: TrainState, i: int):
+        tokens, loss_mask = batch_fn(jax.random.fold_in(data_key, i))
+        state, metrics = step(state, tokens, loss_mask)
+        return state, to_host(metrics)
+
+    return fn

@@ -1,0 +1,87 @@
+"""Explicit training state and the optimizer.
+
+A step is a pure function ``(TrainState, batch) -> (TrainState, metrics)``; nothing lives in
+objects, so the same function runs on one device or, with shardings added, on a mesh.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from core.training.config import OptimConfig
+
+Array = jax.Array
+PyTree = Any
+
+
+class TrainState(NamedTuple):
+    """Everything a step reads and writes.
+
+    Attributes:
+      params: the policy parameters (a pytree of arrays).
+      opt_state: the optax state of ``make_optimizer(...)``.
+      step: ``int32[]`` optimizer steps taken in the current phase.
+      key: PRNG key consumed by the loop (split once per step).
+    """
+
+    params: PyTree
+    opt_state: PyTree
+    step: Array
+    key: Array
+
+
+def learning_rate_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
+    """Linear warm-up ``0 -> lr`` over ``warmup_steps``, then constant or cosine to ``final_lr``.
+
+    ``total_steps`` counts optimizer updates (for RL: steps x epochs x minibatches).
+    """
+    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    if cfg.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=cfg.lr,
+            warmup_steps=warmup,
+            decay_steps=max(total_steps, warmup + 1),
+            end_value=cfg.final_lr,
+        )
+    if warmup == 0:
+        return optax.constant_schedule(cfg.lr)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.lr, warmup), optax.constant_schedule(cfg.lr)], [warmup]
+    )
+
+
+def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """``clip_by_global_norm`` (if ``max_grad_norm > 0``) followed by AdamW on the schedule."""
+    parts = []
+    if cfg.max_grad_norm > 0:
+        parts.append(optax.clip_by_global_norm(cfg.max_grad_norm))
+    parts.append(
+        optax.adamw(
+            learning_rate=learning_rate_schedule(cfg, total_steps),
+            b1=cfg.b1,
+            b2=cfg.b2,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+        )
+    )
+    return optax.chain(*parts)
+
+
+def init_state(params: PyTree, tx: optax.GradientTransformation, key: Array) -> TrainState:
+    """A fresh state at step 0 (the optimizer state is built with ``jax.jit(tx.init)``)."""
+    return TrainState(
+        params=params, opt_state=jax.jit(tx.init)(params), step=jnp.zeros((), jnp.int32), key=key
+    )
+
+
+def abstract_state(state: TrainState) -> TrainState:
+    """``jax.ShapeDtypeStruct`` skeleton of ``state`` (the restore target for orbax)."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+        state,
+    )

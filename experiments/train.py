@@ -1,0 +1,332 @@
+"""The main job: supervised warm start, then RL (or preference optimization) on a task.
+
+    python -m experiments.train                      # = make run: SFT + GRPO on 2-digit addition
+    python -m experiments.train algo=dapo trainer.rl.dynamic_sampling=true
+    python -m experiments.train algo=rpo trainer.preference.source=dataset
+    python -m experiments.train trainer.resume=true run_dir=outputs/<date>/<time>
+
+The run directory (``run_dir``, default Hydra's ``outputs/<date>/<time>``) receives
+``config.yaml`` (the validated config), ``metrics.jsonl`` (one record per step: phase, step,
+reward, accuracy, entropy, KL, clip fractions, ratio stats, length, gradient norm, timings),
+``checkpoints/`` (orbax), ``reward_curve.png`` and ``summary.json``; the summary is also
+printed. Exit status: 0 on success, 1 when the NaN/inf guard stops the run, 2 for an invalid
+config (before any compute).
+
+Phases and PRNG keys (``seed`` -> model init, SFT data, main-phase data, update key) are fixed
+functions of the seed and the step, so ``trainer.resume=true`` continues bitwise-identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import hydra
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from core.models.policy import make_policy, param_count
+from core.objectives import get_objective
+from core.training.checkpoint import Checkpointer
+from core.training.evaluation import make_evaluator
+from core.training.guards import NonFiniteError
+from core.training.loop import Phase, run_phase
+from core.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
+from core.training.preference import make_preference_step_fn
+from core.training.rl import make_rl_step_fn
+from core.training.sft import make_sft_step_fn
+from core.training.state import init_state, make_optimizer
+from experiments.config import (
+    ConfigError,
+    ExperimentConfig,
+    build_config,
+    experiment_to_dict,
+    make_task,
+    register_configs,
+)
+
+PHASE_ORDER = {"init": 0, "sft": 1, "rl": 2, "preference": 2}
+SFT_WATCH = ("loss", "grad_norm")
+MAIN_WATCH = ("loss", "grad_norm", "loss_first", "loss_last")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` returns (and ``summary.json`` holds).
+
+    Attributes:
+      summary: the summary dict.
+      params: final policy parameters.
+      reference: the frozen reference (warm-start) parameters.
+    """
+
+    summary: dict[str, Any]
+    params: Any
+    reference: Any
+
+
+def _copy(tree: Any) -> Any:
+    # Fresh buffers: the main phase donates its state, which must not free the reference.
+    return jax.tree.map(jnp.copy, tree)
+
+
+def _keys(seed: int) -> dict[str, jax.Array]:
+    names = ("model", "sft_data", "sft_state", "main_data", "main_state")
+    return dict(zip(names, jax.random.split(jax.random.PRNGKey(seed), len(names))))
+
+
+def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
+    """Run the whole job in ``run_dir``; raises ``NonFiniteError`` from the guard."""
+    t_start = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    cfg = exp.trainer
+    task = make_task(exp.task)
+    spec = get_objective(exp.algo.name)
+    keys = _keys(exp.seed)
+    graphdef, params0 = make_policy(exp.model, keys["model"])
+    evaluate = make_evaluator(graphdef, task)
+    with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
+        fh.write(OmegaConf.to_yaml(OmegaConf.create(experiment_to_dict(exp))))
+
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), cfg.checkpoint.keep)
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    latest = ckpt.latest_step() if cfg.resume else None
+    meta: dict[str, Any] = ckpt.restore_meta(latest) if latest is not None else {}
+    if cfg.resume and latest is None:
+        print(f"resume: no checkpoint in {ckpt.directory}; starting fresh", file=sys.stderr)
+    if meta:
+        done = (PHASE_ORDER[meta["phase"]], meta["step"])
+        truncate_metrics(metrics_path, lambda r: (PHASE_ORDER[r["phase"]], r["step"]) <= done)
+        print(f"resume: checkpoint {latest} ({meta['phase']} step {meta['step']})", file=sys.stderr)
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    writer = MetricsWriter(metrics_path)
+    info: dict[str, Any] = dict(meta.get("info", {}))
+    timings: dict[str, float] = {}
+    is_pref = spec.kind == "preference"
+    main_name = "preference" if is_pref else "rl"
+    main_cfg = cfg.preference if is_pref else cfg.rl
+    try:
+        # --- initial evaluation (random init) ------------------------------------------------
+        if not meta:
+            info["eval_accuracy_init"] = to_host(evaluate(params0))["eval_accuracy"]
+            info["n_params"] = param_count(params0)
+            writer.write("init", 0, {"eval_accuracy": info["eval_accuracy_init"]})
+
+        # --- supervised warm start ------------------------------------------------------------
+        sft = cfg.sft
+        sft_tx = make_optimizer(sft.optim, max(sft.steps, 1))
+        state = init_state(_copy(params0), sft_tx, keys["sft_state"])
+        if meta.get("phase", "sft") == "sft":
+            start = 0
+            if meta:
+                state, _, _ = ckpt.restore(latest, state, params0)
+                start = meta["step"]
+            t0 = time.perf_counter()
+            phase = Phase(
+                name="sft",
+                offset=0,
+                steps=sft.steps,
+                step_fn=make_sft_step_fn(graphdef, task, sft.batch_size, sft_tx, keys["sft_data"]),
+                watch=SFT_WATCH,
+                postfix=("loss", "token_acc"),
+            )
+            state, _ = run_phase(
+                phase,
+                state,
+                params0,
+                start,
+                cfg=cfg,
+                checkpointer=ckpt,
+                writer=writer,
+                evaluate=evaluate,
+                meta={"info": info},
+            )
+            timings["sft_time_s"] = time.perf_counter() - t0
+            warm = state.params
+            info["eval_accuracy_before"] = to_host(evaluate(warm))["eval_accuracy"]
+            main_start = 0
+            reference = _copy(warm)
+            main_params = warm
+        else:
+            main_params = params0  # replaced by the restore below
+
+        # --- main phase: RL or preference ---------------------------------------------------
+        if is_pref:
+            n_updates = main_cfg.steps
+        else:
+            n_updates = main_cfg.steps * main_cfg.epochs * main_cfg.minibatches
+        main_tx = make_optimizer(main_cfg.optim, max(n_updates, 1))
+        main_state = init_state(main_params, main_tx, keys["main_state"])
+        if meta.get("phase") == main_name:
+            main_state, reference, _ = ckpt.restore(latest, main_state, params0)
+            main_start = meta["step"]
+        if is_pref:
+            step_fn = make_preference_step_fn(
+                graphdef,
+                task,
+                spec,
+                exp.algo.config,
+                main_cfg,
+                main_tx,
+                reference,
+                keys["main_data"],
+            )
+            postfix = ("loss", "reward_accuracy", "reward_mean")
+        else:
+            step_fn = make_rl_step_fn(
+                graphdef,
+                task,
+                spec,
+                exp.algo.config,
+                main_cfg,
+                main_tx,
+                reference,
+                keys["main_data"],
+                kl_every=cfg.kl_every,
+                nan_at_step=cfg.nan_at_step,
+            )
+            postfix = ("reward_mean",)
+        t0 = time.perf_counter()
+        phase = Phase(
+            name=main_name,
+            offset=sft.steps,
+            steps=main_cfg.steps,
+            step_fn=step_fn,
+            watch=MAIN_WATCH,
+            postfix=postfix,
+        )
+        main_state, last_eval = run_phase(
+            phase,
+            main_state,
+            reference,
+            main_start,
+            cfg=cfg,
+            checkpointer=ckpt,
+            writer=writer,
+            evaluate=evaluate,
+            meta={"info": info},
+        )
+        timings["main_time_s"] = time.perf_counter() - t0
+        if not last_eval:
+            last_eval = to_host(evaluate(main_state.params))
+    finally:
+        writer.close()
+        ckpt.close()
+
+    timings["total_time_s"] = time.perf_counter() - t_start
+    summary = _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt.directory)
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2)
+    _plot(metrics_path, os.path.join(run_dir, "reward_curve.png"), main_name, exp.algo.name)
+    return RunResult(summary, main_state.params, reference)
+
+
+def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dict[str, Any]:
+    records = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    main = [r for r in records if r["phase"] == main_name and r["step"] > 1]
+    tps = [float(r["tokens_per_s"]) for r in main if "tokens_per_s" in r]
+    step_times = [float(r["step_time"]) for r in main if "step_time" in r]
+    return {
+        "algo": exp.algo.name,
+        "task": exp.task.name,
+        "seed": exp.seed,
+        "n_params": info.get("n_params"),
+        "eval_accuracy_init": info.get("eval_accuracy_init"),
+        "eval_accuracy_before": info.get("eval_accuracy_before"),
+        "eval_accuracy_after": last_eval.get("eval_accuracy"),
+        **{k: round(v, 2) for k, v in timings.items()},
+        "median_step_time_s": float(np.median(step_times)) if step_times else None,
+        "median_tokens_per_s": float(np.median(tps)) if tps else None,
+        "run_dir": os.path.abspath(run_dir),
+        "metrics": os.path.abspath(os.path.join(run_dir, "metrics.jsonl")),
+        "reward_curve": os.path.abspath(os.path.join(run_dir, "reward_curve.png")),
+        "checkpoints": ckpt_dir,
+    }
+
+
+def _plot(metrics_path: str, out_path: str, main_name: str, algo: str) -> None:
+    """Reward (mean over the batch, smoothed) and held-out accuracy per main-phase step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_metrics(metrics_path) if r["phase"] == main_name]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    steps = [r["step"] for r in records if "reward_mean" in r]
+    if steps:
+        reward = np.array([float(r["reward_mean"]) for r in records if "reward_mean" in r])
+        w = max(1, len(reward) // 30)
+        smooth = np.convolve(reward, np.ones(w) / w, mode="valid")
+        ax.plot(steps, reward, color="C0", alpha=0.25, lw=0.8)
+        ax.plot(steps[w - 1 :], smooth, color="C0", label=f"train reward (mean, {w}-step avg)")
+    ev = [(r["step"], float(r["eval_accuracy"])) for r in records if "eval_accuracy" in r]
+    if ev:
+        ax.plot(*zip(*ev), "o-", color="C3", label="held-out greedy accuracy")
+    ax.set_xlabel(f"{main_name} step")
+    ax.set_ylabel("reward / accuracy")
+    ax.set_title(f"{algo}: reward and held-out accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The short text summary printed at the end of a run."""
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines = [
+        f"== {s['algo']} on {s['task']} (seed {s['seed']}, {s['n_params']} params) ==",
+        f"held-out greedy accuracy: init {pct(s['eval_accuracy_init'])} -> after warm start "
+        f"{pct(s['eval_accuracy_before'])} -> after {s['algo']} {pct(s['eval_accuracy_after'])}",
+        f"time: total {s.get('total_time_s')} s (warm start {s.get('sft_time_s', 'n/a')} s, "
+        f"{s['algo']} {s.get('main_time_s')} s); median step {pct(s['median_step_time_s'])} s, "
+        f"{s['median_tokens_per_s'] or 0:.0f} sampled tokens/s",
+        f"metrics:     {s['metrics']}",
+        f"reward plot: {s['reward_curve']}",
+        f"checkpoints: {s['checkpoints']}",
+    ]
+    return "\n".join(lines)
+
+
+register_configs()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point (``python -m experiments.train``)."""
+    for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the terminal clean
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        exp = build_config(cfg)
+        if (exp.mesh.data, exp.mesh.fsdp, exp.mesh.tensor) != (1, 1, 1):
+            raise ConfigError(
+                "mesh: the main job runs on one device; sharded training is not wired in yet"
+            )
+    except ConfigError as e:
+        print(f"invalid config: {e}", file=sys.stderr)
+        sys.exit(2)
+    run_dir = exp.run_dir or HydraConfig.get().runtime.output_dir
+    try:
+        result = run(exp, run_dir)
+    except NonFiniteError as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(format_summary(result.summary))
+
+
+if __name__ == "__main__":
+    main()
