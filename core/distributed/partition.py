@@ -53,12 +53,23 @@ class Rule(NamedTuple):
 COLUMN = (None, "tensor")
 ROW = ("tensor", None)
 
-# Names cover this repo's transformer and the usual Llama/Qwen/GPT spellings, so that a model
+# First the names of this repo's transformer (core/models/transformer.py; einsum weights with
+# explicit head / hidden axes), then the usual nnx.Linear / Llama / GPT spellings so a model
 # loaded later with other module names still gets tensor parallelism.
 TRANSFORMER_RULES: tuple[Rule, ...] = (
     # Norms: a few hundred floats; splitting them only adds collectives.
     Rule(r"(^|/)[^/]*(norm|ln)[^/]*/(scale|bias)$", (), fsdp=False),
-    # Attention in-projections: column parallel (heads split over `tensor`).
+    # Fused attention in-projection [d, 3, H, Dh]: column parallel over heads, so attention
+    # itself is local to each device's heads.
+    Rule(r"(^|/)attn/qkv$", (None, None, "tensor", None)),
+    # Attention out-projection [H, Dh, d]: row parallel (partial sums all-reduced once).
+    Rule(r"(^|/)attn/out$", ("tensor", None, None)),
+    # SwiGLU [d, 2, F] column parallel over the hidden width, down [F, d] row parallel.
+    Rule(r"(^|/)mlp/gate_up$", (None, None, "tensor")),
+    Rule(r"(^|/)mlp/down$", ("tensor", None)),
+    # Untied LM head [d, V]: column parallel over the vocabulary.
+    Rule(r"(^|/)lm_head$", COLUMN),
+    # nnx.Linear-style [d_in, d_out] kernels.
     Rule(
         r"(^|/)(q|k|v|qkv|wq|wk|wv|wqkv|query|key|value|q_proj|k_proj|v_proj|c_attn)/kernel$",
         COLUMN,
@@ -67,18 +78,16 @@ TRANSFORMER_RULES: tuple[Rule, ...] = (
         r"(^|/)(q|k|v|qkv|wq|wk|wv|wqkv|query|key|value|q_proj|k_proj|v_proj|c_attn)/bias$",
         ("tensor",),
     ),
-    # Attention out-projection: row parallel; its bias is added after the all-reduce.
     Rule(r"(^|/)(o|out|wo|o_proj|out_proj|c_proj|attn_out)/kernel$", ROW),
-    # MLP: up/gate column parallel, down row parallel.
     Rule(r"(^|/)(up|gate|w1|w3|wi|up_proj|gate_proj|fc1|c_fc|gate_up)/kernel$", COLUMN),
     Rule(r"(^|/)(up|gate|w1|w3|wi|up_proj|gate_proj|fc1|c_fc|gate_up)/bias$", ("tensor",)),
     Rule(r"(^|/)(down|w2|down_proj|fc2|mlp_out)/kernel$", ROW),
-    # Token embedding [V, d]: vocabulary parallel. Untied LM head [d, V]: column parallel.
+    Rule(r"(^|/)(lm_head|unembed|head|output)/kernel$", COLUMN),
+    # Token embedding [V, d]: vocabulary parallel.
     Rule(
         r"(^|/)(embed|embedding|tok_embed|token_embed|wte|embed_tokens)[^/]*/(embedding|weight)$",
         ROW,
     ),
-    Rule(r"(^|/)(lm_head|unembed|head|output)/kernel$", COLUMN),
     # Remaining biases (row-parallel outputs, ...): replicated over tensor, FSDP if divisible.
     Rule(r"/bias$", ()),
 )
@@ -158,6 +167,10 @@ def spec_for(
             if axis is not None and shape[i] % mesh_shape.get(axis, 1):
                 dropped.append(axis)
                 axes[i] = None
+            elif axis is not None and mesh_shape.get(axis, 1) == 1:
+                # A 1-way axis splits nothing: leave the dimension free for FSDP, and keep
+                # printed specs honest (P() rather than P(None, 'tensor') when tensor=1).
+                axes[i] = None
         fsdp_size = mesh_shape.get("fsdp", 1)
         if rule.fsdp and fsdp_size > 1 and ndim > 0:
             free = [i for i in range(ndim) if axes[i] is None and shape[i] % fsdp_size == 0]
@@ -167,9 +180,6 @@ def spec_for(
                 axes[best] = "fsdp"
             elif not any(a == "fsdp" for a in axes):
                 dropped.append("fsdp")
-        # Size-1 axes carry no split; keep specs readable (P() rather than P(None, 'tensor')
-        # on a 1-way tensor axis) so printed shardings show what is really split.
-        axes = [a if a is not None and mesh_shape.get(a, 1) > 1 else None for a in axes]
         while axes and axes[-1] is None:
             axes.pop()
         return SpecDecision(path, shape, PartitionSpec(*axes), rule.pattern, tuple(dropped))

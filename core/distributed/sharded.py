@@ -157,22 +157,52 @@ def jit_train_step(
     step_fn: Callable[..., tuple[Any, Any]],
     state_shardings: Any,
     plan: ShardingPlan,
+    num_batch_args: int = 1,
     donate: bool = True,
-    static_argnames: Sequence[str] = (),
 ) -> Callable[..., tuple[Any, Any]]:
-    """Compile ``step_fn(state, batch) -> (state, metrics)`` for the mesh.
+    """Compile ``step_fn(state, *batch_args) -> (state, metrics)`` for the mesh.
 
-    The state keeps its shardings (``in == out``, so the state stays on the mesh between
-    steps and there is no host round trip), the batch's leading dim is split over
-    ``data`` x ``fsdp`` and the metrics come back replicated (scalars). The old state's
-    buffers are donated: the optimizer update happens in place.
+    The state keeps its shardings (``in == out``, so it stays on the mesh between steps with
+    no host round trip), each of the ``num_batch_args`` batch arguments (arrays or pytrees of
+    arrays with a leading batch dimension) is split over ``data`` x ``fsdp``, and the
+    metrics come back replicated. The old state's buffers are donated: the parameter and
+    optimizer update happens in place.
     """
     return jax.jit(
         step_fn,
-        in_shardings=(state_shardings, plan.batch),
+        in_shardings=(state_shardings, *([plan.batch] * num_batch_args)),
         out_shardings=(state_shardings, plan.replicated),
         donate_argnums=(0,) if donate else (),
-        static_argnames=tuple(static_argnames),
+    )
+
+
+def jit_sample(
+    sample_fn: Callable[[PyTree, Any, Any], Any], plan: ShardingPlan
+) -> Callable[[PyTree, Any, Any], Any]:
+    """Compile ``sample_fn(params, prompts[B, P], key) -> outputs`` for the mesh.
+
+    Parameters follow the plan, prompts and every output leaf are split by rows over
+    ``data`` x ``fsdp``, the key is replicated. Random draws do not depend on the sharding
+    (``jax_threefry_partitionable``, on by default), so the same key gives the same tokens on
+    every mesh. Typical ``sample_fn``:
+    ``lambda params, prompts, key: sample(graphdef, params, prompts, key, cfg)``.
+    """
+    return jax.jit(
+        sample_fn,
+        in_shardings=(plan.params, plan.batch, plan.replicated),
+        out_shardings=plan.batch,
+    )
+
+
+def jit_score(
+    score_fn: Callable[[PyTree, Any, Any], Any], plan: ShardingPlan
+) -> Callable[[PyTree, Any, Any], Any]:
+    """Compile ``score_fn(params, prompts[B, P], completions[B, N]) -> logp[B, N]`` (or a
+    tuple of ``[B, ...]`` arrays) for the mesh: rows split over ``data`` x ``fsdp``."""
+    return jax.jit(
+        score_fn,
+        in_shardings=(plan.params, plan.batch, plan.batch),
+        out_shardings=plan.batch,
     )
 
 
@@ -218,6 +248,8 @@ __all__ = [
     "abstract_on_mesh",
     "gather_to_host",
     "init_opt_state",
+    "jit_sample",
+    "jit_score",
     "jit_train_step",
     "jit_with_shardings",
     "plan_shardings",
