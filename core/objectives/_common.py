@@ -48,8 +48,8 @@ def prepare(batch: PolicyBatch, clamp: float) -> dict[str, Array]:
     if adv.ndim == 1:
         adv = adv[:, None]
     adv = jnp.where(valid, jnp.broadcast_to(adv, logp.shape), 0.0)
-    log_ratio = jnp.where(valid, logp - logp_old, 0.0)
-    log_ratio = jnp.clip(log_ratio, -clamp, clamp)
+    raw_log_ratio = jnp.where(valid, logp - logp_old, 0.0)
+    log_ratio = jnp.clip(raw_log_ratio, -clamp, clamp)
     return {
         "dtype": dt,
         "valid": valid,
@@ -57,6 +57,7 @@ def prepare(batch: PolicyBatch, clamp: float) -> dict[str, Array]:
         "logp": jnp.where(valid, logp, 0.0),
         "adv": adv,
         "log_ratio": log_ratio,
+        "raw_log_ratio": raw_log_ratio,
         "ratio": jnp.exp(log_ratio),
     }
 

@@ -25,7 +25,8 @@ Stop-gradients: the weight ``r̂`` (and ``M``) are constants; gradient flows onl
 *value* contains raw ``log π`` and is not meaningful as a number; gradients are. β = 0 (the paper
 uses no KL).
 
-Aux: ``clip_frac_low``/``clip_frac_high`` (tokens whose weight is capped below/above),
+Aux: ``clip_frac_high`` (Â > 0 and weight capped above; TRL's ``cispo_clip_ratio``),
+``clip_frac_low`` (Â < 0 and weight capped below), ``capped_frac`` (capped either way, any Â),
 ``mask_frac`` (tokens zeroed by M), ``weight_mean``, ratio and advantage stats.
 """
 
@@ -125,8 +126,9 @@ def cispo_loss(batch: PolicyBatch, cfg: CISPOConfig) -> tuple[Array, Array, dict
     aux = _common.ratio_stats(p)
     aux.update(
         {
-            "clip_frac_low": _common.masked_mean(low.astype(m.dtype), m),
-            "clip_frac_high": _common.masked_mean(high.astype(m.dtype), m),
+            "clip_frac_low": _common.masked_mean((low & (a < 0)).astype(m.dtype), m),
+            "clip_frac_high": _common.masked_mean((high & (a > 0)).astype(m.dtype), m),
+            "capped_frac": _common.masked_mean((low | high).astype(m.dtype), m),
             "mask_frac": _common.masked_mean((~keep).astype(m.dtype), m),
             "weight_mean": _common.masked_mean(w, m),
         }

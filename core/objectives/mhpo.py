@@ -60,7 +60,8 @@ class MHPOConfig:
       kl_estimator: KL estimator name.
       aggregation: aggregation mode (seq-mean-token-mean per the sources' formula).
       norm_constant: ``C`` of ``constant-normalized-sum`` (None = T).
-      log_ratio_clamp: clamp of the log-ratio before ``tanh``/``exp``.
+      log_ratio_clamp: clamp of the log-ratio in the ratio metrics and the KL term (ψ uses the
+        unclamped log-ratio; tanh bounds it).
     """
 
     c: float = 1.5
@@ -109,10 +110,12 @@ def mhpo_loss(batch: PolicyBatch, cfg: MHPOConfig) -> tuple[Array, Array, dict[s
     """MHPO objective; returns ``(loss_sum, denominator, aux)`` (see module docstring)."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     a, m = p["adv"], p["m"]
-    w, psi, zeta = mhpo_weight(p["log_ratio"], cfg)
+    # tanh bounds ψ already, so MHPO uses the unclamped log-ratio: its gradient stays non-zero
+    # (sech²) beyond the ±log_ratio_clamp that the other objectives apply.
+    w, psi, zeta = mhpo_weight(p["raw_log_ratio"], cfg)
     pg = -w * a
     ws, zs = jax.lax.stop_gradient(w), jax.lax.stop_gradient(zeta)
-    sech2 = 1.0 - jnp.tanh(jax.lax.stop_gradient(p["log_ratio"]) / cfg.c) ** 2
+    sech2 = 1.0 - jnp.tanh(jax.lax.stop_gradient(p["raw_log_ratio"]) / cfg.c) ** 2
     mult = ws * sech2
     aux = _common.ratio_stats(p)
     aux.update(

@@ -59,6 +59,21 @@ def loss_value_and_grad(loss_fn, batch: PolicyBatch, cfg):
     return v, g, aux
 
 
+_JIT_CACHE: dict = {}
+
+
+def jit_value_and_grad(loss_fn, cfg):
+    """Jitted ``batch -> (loss, d loss/d logp, aux)``; one compile per (fn, cfg, shapes)."""
+    key = (loss_fn, cfg)
+    if key not in _JIT_CACHE:
+
+        def run(batch):
+            return loss_value_and_grad(loss_fn, batch, cfg)
+
+        _JIT_CACHE[key] = jax.jit(run)
+    return _JIT_CACHE[key]
+
+
 def max_abs(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
@@ -69,6 +84,7 @@ class Helpers:
 
     golden_batch = staticmethod(golden_batch)
     loss_value_and_grad = staticmethod(loss_value_and_grad)
+    jit_value_and_grad = staticmethod(jit_value_and_grad)
     max_abs = staticmethod(max_abs)
 
 
