@@ -1,0 +1,190 @@
+"""Jit-compiled autoregressive sampling with a fixed-size KV cache and static shapes.
+
+    out = sample(graphdef, params, prompts[B, P], key, SamplingConfig(max_new_tokens=N, ...))
+
+Algorithm (all shapes static, one compile per (B, P, N, config)):
+
+1. Prefill: one forward pass over the prompt writes slots ``[0, P)`` of a cache with
+   ``P + N - 1`` slots; the logits at position ``P - 1`` give the first token's distribution.
+2. ``lax.scan`` over the remaining ``N - 1`` steps: feed the previous token at position
+   ``P + t - 1`` (t = 1..N-1, the step index), then sample token ``t`` from its logits.
+   The last sampled token is never fed back, so no forward pass is wasted.
+3. Each step: ``l = logits / temperature``; top-k keeps the k largest (``top_k=0``: all);
+   top-p keeps the smallest set of most likely tokens whose probability reaches ``top_p``
+   (nucleus sampling, arXiv:1904.09751 Sec. 3.1); then ``tok ~ Categorical(softmax(l))``.
+   ``temperature == 0`` is greedy (argmax of the raw logits; ties go to the lowest id).
+4. After a sequence emits ``eos_id`` it is done: later slots hold ``pad_id``, mask 0, logp 0.
+   The completion mask includes the EOS token itself.
+
+Log-probabilities: ``logp[b, t] = log q(tok_t | prefix)`` where ``q`` is the *sampling*
+distribution above (temperature-scaled, filtered, renormalised). It equals the policy's
+log-prob ``log softmax(logits)[tok]`` only when ``temperature == 1``, ``top_k == 0`` and
+``top_p == 1``; in any other case use ``core.sampling.scoring.score`` for the policy's
+log-probs (PPO ratios need those). For greedy decoding (temperature 0) the returned logp is
+the policy's unfiltered temperature-1 log-prob of the argmax token (q itself is a point mass).
+
+Randomness: step t uses ``jax.random.fold_in(key, t)``, so the same key gives the same output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample completions.
+
+    Attributes:
+      max_new_tokens: N, the number of completion slots (static).
+      temperature: softmax temperature; 0 means greedy decoding.
+      top_k: keep only the k most likely tokens before sampling; 0 keeps all.
+      top_p: nucleus mass in (0, 1]; 1 keeps all tokens.
+      eos_id: end-of-sequence token id; generation of a row stops after it.
+      pad_id: token written after EOS (masked out).
+    """
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    eos_id: int = 1
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(
+                f"SamplingConfig.max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}"
+            )
+        if not self.temperature >= 0:
+            raise ValueError(f"SamplingConfig.temperature must be >= 0, got {self.temperature}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"SamplingConfig.top_k must be an int >= 0, got {self.top_k!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+        for name in ("eos_id", "pad_id"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"SamplingConfig.{name} must be an int >= 0")
+
+
+class SampleOutput(NamedTuple):
+    """Result of ``sample``.
+
+    Attributes:
+      tokens: ``[B, P + N]`` int32, prompt then completion.
+      completion: ``[B, N]`` int32 sampled tokens (``pad_id`` after EOS).
+      completion_mask: ``[B, N]`` int32, 1 up to and including the first EOS, 0 after.
+      logp: ``[B, N]`` float32 log-probs under the sampling distribution (module docstring),
+        0 where the mask is 0.
+    """
+
+    tokens: Array
+    completion: Array
+    completion_mask: Array
+    logp: Array
+
+
+def filter_logits(logits: Array, top_k: int, top_p: float) -> Array:
+    """Set logits outside the top-k / nucleus sets to -inf.
+
+    Args:
+      logits: ``[B, V]`` float32 (already divided by the temperature).
+      top_k: 0 for no top-k filtering.
+      top_p: 1 for no nucleus filtering.
+    Returns:
+      ``[B, V]`` logits; at least the argmax survives in every row.
+    """
+    neg_inf = jnp.asarray(-jnp.inf, logits.dtype)
+    if 0 < top_k < logits.shape[-1]:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
+        logits = jnp.where(logits < kth, neg_inf, logits)
+    if top_p < 1.0:
+        sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        # Keep token j (in descending order) iff the mass strictly before it is < top_p: the
+        # smallest prefix whose mass reaches top_p. The first token is always kept.
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        keep = mass_before < top_p
+        threshold = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+        logits = jnp.where(logits < threshold, neg_inf, logits)
+    return logits
+
+
+def _choose(logits: Array, key: Array, cfg: SamplingConfig) -> tuple[Array, Array]:
+    """One token per row and its log-prob (see the module docstring)."""
+    if cfg.temperature == 0:
+        tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        logq = jax.nn.log_softmax(logits, axis=-1)
+    else:
+        scaled = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p)
+        tok = jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+        logq = jax.nn.log_softmax(scaled, axis=-1)
+    logp = jnp.take_along_axis(logq, tok[:, None], axis=-1)[:, 0]
+    return tok, logp
+
+
+def sample_with_model(
+    model: nnx.Module, prompts: Array, key: Array, cfg: SamplingConfig
+) -> SampleOutput:
+    """``sample`` on a merged module (traceable; used inside ``sample``'s jit)."""
+    if prompts.ndim != 2:
+        raise ValueError(f"prompts must be [B, P], got shape {prompts.shape}")
+    prompts = prompts.astype(jnp.int32)
+    b, p = prompts.shape
+    n = cfg.max_new_tokens
+    cache = model.init_cache(b, p + n - 1)
+    positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p))
+    logits, cache = model(prompts, positions, cache)
+    tok, logp = _choose(logits[:, -1], jax.random.fold_in(key, 0), cfg)
+    done = tok == cfg.eos_id
+    ones = jnp.ones((b,), jnp.int32)
+
+    def step(carry, t):
+        cache, prev, done = carry
+        # Token t-1 sits at position P + t - 1 (pitfall 6 in CALIBRATION.md).
+        pos = jnp.broadcast_to(p + t - 1, (b, 1)).astype(jnp.int32)
+        logits, cache = model(prev[:, None], pos, cache)
+        tok, logp = _choose(logits[:, 0], jax.random.fold_in(key, t), cfg)
+        live = ~done
+        tok = jnp.where(live, tok, cfg.pad_id)
+        logp = jnp.where(live, logp, 0.0)
+        done = done | (tok == cfg.eos_id)
+        return (cache, tok, done), (tok, logp, live.astype(jnp.int32))
+
+    if n > 1:
+        _, (toks, logps, masks) = jax.lax.scan(
+            step, (cache, tok, done), jnp.arange(1, n, dtype=jnp.int32)
+        )
+        completion = jnp.concatenate([tok[:, None], toks.T], axis=1)
+        logp = jnp.concatenate([logp[:, None], logps.T], axis=1)
+        mask = jnp.concatenate([ones[:, None], masks.T], axis=1)
+    else:
+        completion, logp, mask = tok[:, None], logp[:, None], ones[:, None]
+    tokens = jnp.concatenate([prompts, completion], axis=1)
+    return SampleOutput(tokens, completion, mask, logp.astype(jnp.float32))
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def sample(
+    graphdef: Any, params: Any, prompts: Array, key: Array, cfg: SamplingConfig
+) -> SampleOutput:
+    """Sample ``cfg.max_new_tokens`` tokens after each prompt (module docstring).
+
+    Args:
+      graphdef, params: a split policy (``core.models.policy.Policy``); the module must have
+        ``init_cache(batch, max_len)`` and ``__call__(tokens, positions, cache)``.
+      prompts: ``[B, P]`` int32, fixed width, no padding inside (position of token i is i).
+      key: PRNG key; the same key gives the same output.
+      cfg: ``SamplingConfig`` (static: a new config compiles a new program).
+    Returns:
+      ``SampleOutput(tokens [B,P+N], completion [B,N], completion_mask [B,N], logp [B,N])``.
+    """
+    return sample_with_model(nnx.merge(graphdef, params), prompts, key, cfg)

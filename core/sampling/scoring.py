@@ -1,0 +1,48 @@
+"""Teacher-forced per-token log-probabilities of given completions (old / reference policy).
+
+    logp[b, t] = log softmax(f_θ(x_b)[P - 1 + t])[c_b,t],   x_b = [prompt_b ; c_b]
+
+where ``f_θ`` is one causal forward pass over prompt and completion (temperature 1, no
+filtering: the policy's own log-probs, which PPO-style ratios and KL terms need). Values at
+padded completion slots are computed like any other; callers multiply by the completion mask.
+Both functions are pure and differentiable: call them inside ``jax.jit`` / ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from core.models.policy import apply
+
+Array = jax.Array
+
+
+def _completion_logits(graphdef: Any, params: Any, prompts: Array, completions: Array) -> Array:
+    p, n = prompts.shape[1], completions.shape[1]
+    tokens = jnp.concatenate([prompts, completions], axis=1).astype(jnp.int32)
+    positions = jnp.broadcast_to(jnp.arange(p + n, dtype=jnp.int32), tokens.shape)
+    # Only the forward pass over the first P + N - 1 tokens is needed: the last token is
+    # never a context for a scored token.
+    logits, _ = apply(graphdef, params, tokens[:, :-1], positions[:, :-1])
+    return logits[:, p - 1 :]  # [B, N, V]; row t predicts completion token t
+
+
+def score(graphdef: Any, params: Any, prompts: Array, completions: Array) -> Array:
+    """Per-token log-probs ``[B, N]`` float32 of ``completions[B, N]`` after ``prompts[B, P]``."""
+    logits = _completion_logits(graphdef, params, prompts, completions)
+    logq = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(logq, completions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def score_with_entropy(
+    graphdef: Any, params: Any, prompts: Array, completions: Array
+) -> tuple[Array, Array]:
+    """``(logp [B, N], entropy [B, N])``; entropy H_t = -Σ_v π(v|prefix) log π(v|prefix)."""
+    logits = _completion_logits(graphdef, params, prompts, completions)
+    logq = jax.nn.log_softmax(logits, axis=-1)
+    logp = jnp.take_along_axis(logq, completions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(logq) * logq, axis=-1)
+    return logp, entropy

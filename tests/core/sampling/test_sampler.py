@@ -1,0 +1,181 @@
+"""KV-cache sampler and scoring: log-prob agreement, greedy equivalence, keys, filters, EOS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from core.models import apply, make_policy, preset_config
+from core.sampling import SamplingConfig, filter_logits, sample, score, score_with_entropy
+
+V, B, P, N = 20, 16, 5, 6
+NO_EOS = 99  # an id the model can never emit: every row runs all N steps
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return make_policy(preset_config("tiny", V, max_seq_len=16), jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return jax.random.randint(jax.random.key(1), (B, P), 2, V, dtype=jnp.int32)
+
+
+@pytest.fixture(scope="module")
+def score_fn():
+    return jax.jit(score_with_entropy)
+
+
+@pytest.fixture(scope="module")
+def score_jit():
+    return jax.jit(score)
+
+
+FREE = SamplingConfig(N, eos_id=NO_EOS)  # temperature 1, no EOS: rows never stop
+STOP = SamplingConfig(N, eos_id=3)  # temperature 1, a real EOS: some rows stop early
+
+
+@pytest.fixture(scope="module")
+def greedy(policy, prompts):
+    graphdef, params = policy
+    return sample(
+        graphdef,
+        params,
+        prompts,
+        jax.random.key(0),
+        SamplingConfig(N, temperature=0.0, eos_id=NO_EOS),
+    )
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        SamplingConfig(0)
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingConfig(4, top_p=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingConfig(4, temperature=-1.0)
+
+
+def test_sampling_logp_equals_teacher_forced_score(policy, prompts, score_fn, score_jit):
+    """KV-cache correctness: log-probs from decoding == one full forward pass."""
+    graphdef, params = policy
+    out = sample(graphdef, params, prompts, jax.random.key(7), STOP)
+    mask = np.asarray(out.completion_mask)
+    assert 0 < mask.sum() < mask.size, "the test must see some early EOS"
+    logp, entropy = score_fn(graphdef, params, prompts, out.completion)
+    np.testing.assert_allclose(np.asarray(out.logp), np.asarray(logp) * mask, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(score_jit(graphdef, params, prompts, out.completion)), logp, atol=1e-6
+    )
+    ent = np.asarray(entropy)
+    assert np.all(ent >= -1e-6) and np.all(ent <= np.log(V) + 1e-5)
+    np.testing.assert_array_equal(np.asarray(out.tokens[:, :P]), np.asarray(prompts))
+    np.testing.assert_array_equal(np.asarray(out.tokens[:, P:]), np.asarray(out.completion))
+
+
+def test_greedy_kv_equals_greedy_reforward(policy, prompts, greedy, score_jit):
+    graphdef, params = policy
+    fwd = jax.jit(apply)
+    # Full re-forward at every step over a fixed-size buffer (causal attention: the padding
+    # to the right of the prefix cannot change the logits at the prefix's last position).
+    seq = jnp.concatenate([prompts, jnp.zeros((B, N), jnp.int32)], axis=1)
+    positions = jnp.broadcast_to(jnp.arange(P + N, dtype=jnp.int32), seq.shape)
+    for t in range(N):
+        logits, _ = fwd(graphdef, params, seq, positions)
+        nxt = jnp.argmax(logits[:, P + t - 1], axis=-1).astype(jnp.int32)
+        seq = seq.at[:, P + t].set(nxt)
+    np.testing.assert_array_equal(np.asarray(greedy.completion), np.asarray(seq[:, P:]))
+    # At temperature 0 the logp is the policy's own (temperature 1) log-prob of the argmax.
+    want = score_jit(graphdef, params, prompts, greedy.completion)
+    np.testing.assert_allclose(np.asarray(greedy.logp), np.asarray(want), atol=1e-5)
+
+
+def test_same_key_same_samples_different_key_different(policy, prompts):
+    graphdef, params = policy
+    a = sample(graphdef, params, prompts, jax.random.key(3), FREE)
+    b = sample(graphdef, params, prompts, jax.random.key(3), FREE)
+    c = sample(graphdef, params, prompts, jax.random.key(4), FREE)
+    np.testing.assert_array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
+    np.testing.assert_array_equal(np.asarray(a.logp), np.asarray(b.logp))
+    assert not np.array_equal(np.asarray(a.tokens), np.asarray(c.tokens))
+
+
+@pytest.mark.parametrize("kwargs", [dict(top_k=1), dict(top_p=1e-6)])
+def test_degenerate_filters_equal_greedy(policy, prompts, greedy, kwargs):
+    graphdef, params = policy
+    out = sample(
+        graphdef, params, prompts, jax.random.key(5), SamplingConfig(N, eos_id=NO_EOS, **kwargs)
+    )
+    np.testing.assert_array_equal(np.asarray(out.completion), np.asarray(greedy.completion))
+    # The sampling distribution is a point mass: log q = 0.
+    np.testing.assert_allclose(np.asarray(out.logp), 0.0, atol=1e-6)
+
+
+def test_eos_handling(policy, prompts):
+    """Mask covers tokens up to and including the first EOS; pad, mask 0 and logp 0 after.
+
+    Step t draws with fold_in(key, t), so with the same key a run without EOS produces the same
+    tokens up to the first EOS of the run with EOS.
+    """
+    graphdef, params = policy
+    free = np.asarray(sample(graphdef, params, prompts, jax.random.key(7), FREE).completion)
+    out = sample(graphdef, params, prompts, jax.random.key(7), STOP)
+    comp, mask, logp = (np.asarray(x) for x in (out.completion, out.completion_mask, out.logp))
+    stopped = 0
+    for row in range(B):
+        hits = np.flatnonzero(free[row] == STOP.eos_id)
+        stop = hits[0] if hits.size else N - 1
+        stopped += bool(hits.size and hits[0] < N - 1)
+        np.testing.assert_array_equal(comp[row, : stop + 1], free[row, : stop + 1])
+        np.testing.assert_array_equal(mask[row], (np.arange(N) <= stop).astype(np.int32))
+        np.testing.assert_array_equal(comp[row, stop + 1 :], STOP.pad_id)
+        np.testing.assert_array_equal(logp[row, stop + 1 :], 0.0)
+        assert np.all(logp[row, : stop + 1] < 0)
+    assert stopped > 0, "the test must see some early EOS"
+
+
+@pytest.fixture(scope="module")
+def many_one_step(policy):
+    """4096 copies of one prompt, one new token at temperature 1."""
+    graphdef, params = policy
+    prompt = jnp.tile(jnp.arange(2, 2 + P, dtype=jnp.int32)[None], (4096, 1))
+    out = sample(graphdef, params, prompt, jax.random.key(11), SamplingConfig(1, eos_id=NO_EOS))
+    return prompt, out
+
+
+def test_empirical_distribution_matches_policy(policy, many_one_step):
+    """One-step sampling frequencies follow softmax(logits / T) restricted to the top-k set."""
+    graphdef, params = policy
+    prompt, out_t1 = many_one_step
+    logits, _ = apply(graphdef, params, prompt[:1], jnp.arange(P, dtype=jnp.int32)[None])
+    cfg_k = SamplingConfig(1, temperature=0.7, top_k=3, eos_id=NO_EOS)
+    out_k = sample(graphdef, params, prompt, jax.random.key(11), cfg_k)
+    for cfg, out in [(SamplingConfig(1, eos_id=NO_EOS), out_t1), (cfg_k, out_k)]:
+        freq = np.bincount(np.asarray(out.completion[:, 0]), minlength=V) / prompt.shape[0]
+        want = jax.nn.softmax(filter_logits(logits[:, -1] / cfg.temperature, cfg.top_k, cfg.top_p))
+        assert np.abs(freq - np.asarray(want[0])).max() < 0.03
+        if cfg.top_k:
+            assert np.count_nonzero(freq) <= cfg.top_k
+
+
+def test_filter_logits_top_k_top_p():
+    logits = jnp.log(jnp.array([[0.1, 0.5, 0.2, 0.15, 0.05]]))
+    k2 = np.isfinite(np.asarray(filter_logits(logits, 2, 1.0)))
+    np.testing.assert_array_equal(k2[0], [False, True, True, False, False])
+    # Nucleus: smallest set of top tokens with mass >= p.
+    p50 = np.isfinite(np.asarray(filter_logits(logits, 0, 0.5)))
+    np.testing.assert_array_equal(p50[0], [False, True, False, False, False])
+    p70 = np.isfinite(np.asarray(filter_logits(logits, 0, 0.7)))
+    np.testing.assert_array_equal(p70[0], [False, True, True, False, False])
+    p71 = np.isfinite(np.asarray(filter_logits(logits, 0, 0.71)))
+    np.testing.assert_array_equal(p71[0], [False, True, True, True, False])
+
+
+def test_single_new_token(policy, many_one_step, score_jit):
+    graphdef, params = policy
+    prompt, out = many_one_step
+    assert out.completion.shape == (4096, 1) and out.tokens.shape == (4096, P + 1)
+    np.testing.assert_array_equal(np.asarray(out.completion_mask), 1)
+    want = score_jit(graphdef, params, prompt[:B], out.completion[:B])
+    np.testing.assert_allclose(np.asarray(out.logp[:B]), np.asarray(want), atol=1e-5)
