@@ -4,6 +4,7 @@ A run changes scale by changing ``MeshConfig`` (``mesh=...`` on the command line
 code. See docs/scaling.md.
 """
 
+from core.distributed.layout import KINDS, Layout, jit_maybe_sharded
 from core.distributed.mesh import (
     AXES,
     BATCH_AXES,
@@ -54,8 +55,10 @@ from core.distributed.sharded import (
 __all__ = [
     "AXES",
     "BATCH_AXES",
+    "KINDS",
     "PARTITION_RULES",
     "TRANSFORMER_RULES",
+    "Layout",
     "MeshConfig",
     "Rule",
     "ShardingPlan",
@@ -70,6 +73,7 @@ __all__ = [
     "host_local_to_global",
     "init_opt_state",
     "is_main_process",
+    "jit_maybe_sharded",
     "jit_sample",
     "jit_score",
     "jit_train_step",

@@ -69,6 +69,7 @@ class MeshResult:
     samples: PyTree
     state: CheckState
     plan: Any
+    layout: Any
 
 
 def _model_config(vocab: int = 20):
@@ -87,7 +88,7 @@ def make_optimizer(lr: float):
 
 
 def make_problem(
-    seed: int = 0, batch: int = 8, steps: int = 3, lr: float = 1e-2, max_new_tokens: int = 6
+    seed: int = 0, batch: int = 8, steps: int = 3, lr: float = 1e-3, max_new_tokens: int = 6
 ) -> Problem:
     """Random model and data on the host (runs on the default device, unsharded)."""
     import jax
@@ -154,29 +155,32 @@ def grpo_loss(graphdef, params, batch) -> Any:
 def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transformer") -> MeshResult:
     """Loss, gradients, ``problem.steps`` optimizer steps and one sampled batch on ``mesh``.
 
-    Two compiled programs: the sampler and the train step (whose first call also gives the
-    loss and gradients at the initial parameters).
+    Compiled through ``Layout.jit`` (what the trainer uses): the optimizer init, the sampler
+    and the train step (whose first call also gives the loss and gradients at the initial
+    parameters).
     """
     import jax
     import jax.numpy as jnp
     import optax
 
-    from core.distributed.sharded import (
-        init_opt_state,
-        jit_sample,
-        jit_train_step,
-        plan_shardings,
-        shard_train_state,
-    )
+    from core.distributed.layout import Layout
+    from core.distributed.sharded import plan_shardings
     from core.sampling import SamplingConfig, sample
 
     graphdef = problem.graphdef
     tx = make_optimizer(problem.lr)
+    layout = Layout(mesh, rules)
+    # The optimizer-aware plan (optax.tree_utils.tree_map_params) is kept to cross-check the
+    # layout's path-rule shardings of the optimizer state.
     plan = plan_shardings(mesh, problem.params, tx, rules)
-    params = jax.device_put(problem.params, plan.params)
+    params = layout.place(problem.params)
 
     scfg = SamplingConfig(max_new_tokens=problem.max_new_tokens, temperature=1.0, eos_id=1)
-    sampler = jit_sample(lambda p, prompts, key: sample(graphdef, p, prompts, key, scfg), plan)
+    sampler = layout.jit(
+        lambda p, prompts, key: sample(graphdef, p, prompts, key, scfg),
+        in_kinds=("model", "batch", "replicated"),
+        out_kinds="batch",
+    )
     key = jax.random.wrap_key_data(jnp.asarray(problem.sample_key))
     samples = jax.device_get(sampler(params, problem.prompts, key))
 
@@ -189,17 +193,23 @@ def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transforme
         # returns scalars.
         return new, {"loss": loss, "grads": grads}
 
+    init = layout.jit(tx.init, in_kinds=("model",), out_kinds="model")
     state = CheckState(
         params=params,
-        opt_state=init_opt_state(tx, params, plan),
+        opt_state=init(params),
         step=jnp.zeros((), jnp.int32),
         key=jax.random.key_data(jax.random.key(0)),
     )
     # Place every leaf (step and key too) on the mesh before the first step: an uncommitted
     # scalar has a different abstract type than the step's output, which would compile the
     # step twice.
-    state, state_sh = shard_train_state(state, plan)
-    step = jit_train_step(train_step, state_sh, plan)
+    state = layout.place(state)
+    step = layout.jit(
+        train_step,
+        in_kinds=("model", "batch"),
+        out_kinds=("model", "replicated"),
+        donate_argnums=(0,),
+    )
     losses, params_step1, grads = [], None, None
     for i in range(problem.steps):
         state, metrics = step(state, jax.tree.map(lambda x, i=i: x[i], problem.batches))
@@ -217,6 +227,7 @@ def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transforme
         samples=samples,
         state=state,
         plan=plan,
+        layout=layout,
     )
 
 
