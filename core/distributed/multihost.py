@@ -87,13 +87,15 @@ def maybe_initialize_distributed(
     """
     if not should_initialize(cfg, env):
         return False
-    initialize = jax.distributed.initialize if initialize is None else initialize
-    kwargs = initialize_kwargs(cfg)
+    if initialize is None:
+        if jax.distributed.is_initialized():
+            return False
+        initialize = jax.distributed.initialize
     try:
-        initialize(**kwargs)
+        initialize(**initialize_kwargs(cfg))
     except RuntimeError as err:
-        # jax raises if initialize() already ran in this process: fine for us.
-        if "already" not in str(err).lower():
+        # jax raises "should only be called once" on a second call: fine for us.
+        if "only be called once" not in str(err):
             raise
         return False
     log.info(

@@ -1,0 +1,103 @@
+"""``Layout``: kind-based shardings and ``Layout.jit``, checked on the trainer's own SFT step
+(``core.training.sft``) and train state."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from core.distributed import (
+    Layout,
+    MeshConfig,
+    jit_maybe_sharded,
+    make_mesh,
+    plan_shardings,
+    tree_specs,
+)
+from core.models import make_policy, preset_config
+from core.training.config import OptimConfig
+from core.training.sft import make_sft_step
+from core.training.state import TrainState, make_optimizer
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = preset_config("tiny", vocab_size=24, n_heads=8)
+    graphdef, params = make_policy(cfg, 0)
+    tx = make_optimizer(OptimConfig(lr=1e-3, warmup_steps=0), 10)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 24, (3, 8, 12)).astype(np.int32)
+    mask = (rng.random((3, 8, 12)) < 0.7).astype(np.int32)
+    return graphdef, params, tx, tokens, mask
+
+
+def _state(params, tx):
+    return TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), jax.random.PRNGKey(0))
+
+
+def test_model_kind_mirrors_params_onto_optimizer_state(setup):
+    _, params, tx, _, _ = setup
+    mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
+    abstract = jax.eval_shape(lambda: _state(params, tx))
+    layout = Layout(mesh)
+    sh = layout.model(abstract)
+    plan = plan_shardings(mesh, abstract.params, tx)
+    spec = lambda t: jax.tree.map(lambda s: s.spec, t)
+    assert spec(sh.params) == spec(plan.params)
+    assert spec(sh.opt_state) == spec(plan.opt_state)  # same as optax.tree_map_params
+    assert sh.step.spec == P() and sh.key.spec == P()  # integer leaves replicated
+    assert spec(sh.params)["layers"][1]["mlp"]["down"] == P("tensor", "fsdp")
+
+
+def test_kinds_are_validated_and_batches_checked(setup):
+    layout = Layout(make_mesh(MeshConfig(data=8)))
+    with pytest.raises(ValueError, match="kind='params'"):
+        layout.jit(lambda x: x, ("params",), "model")
+    with pytest.raises(ValueError, match="rules"):
+        Layout(layout.mesh, rules="megatron")
+    f = layout.jit(lambda x: x.sum(), ("batch",), "replicated")
+    with pytest.raises(ValueError, match="not divisible by data\\*fsdp = 8"):
+        f(np.ones((6, 2), np.float32))
+
+
+def test_without_layout_it_is_plain_jit():
+    f = jit_maybe_sharded(lambda x: x * 2, None, ("batch",), "batch")
+    assert isinstance(f, type(jax.jit(lambda x: x)))
+    np.testing.assert_array_equal(np.asarray(f(np.ones(3))), 2 * np.ones(3))
+
+
+def _run_sft(layout, setup):
+    graphdef, params, tx, tokens, mask = setup
+    # The trainer's step function, compiled by the layout instead of its own jax.jit.
+    step = layout.jit(
+        make_sft_step(graphdef, tx).__wrapped__,
+        in_kinds=("model", "batch", "batch"),
+        out_kinds=("model", "replicated"),
+        donate_argnums=(0,),
+    )
+    init = layout.jit(tx.init, ("model",), "model")
+    placed = layout.place(params)
+    state = layout.place(
+        TrainState(placed, init(placed), jnp.zeros((), jnp.int32), jax.random.PRNGKey(0))
+    )
+    losses = []
+    for i in range(tokens.shape[0]):
+        old = state
+        state, metrics = step(state, tokens[i], mask[i])
+        losses.append(float(metrics["loss"]))
+        assert old.params["lm_head"][...].is_deleted()  # donated: updated in place
+    return state, losses
+
+
+def test_trainer_sft_step_sharded_matches_one_device(setup):
+    ref_state, ref_losses = _run_sft(Layout(make_mesh(MeshConfig(), jax.devices()[:1])), setup)
+    layout = Layout(make_mesh(MeshConfig(data=2, fsdp=2, tensor=2)))
+    state, losses = _run_sft(layout, setup)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-6, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(ref_state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert tree_specs(state) == jax.tree.map(lambda s: s.spec, layout.model(state))
+    assert int(state.step) == 3
