@@ -271,3 +271,29 @@ def describe(tree: PyTree, max_rows: int | None = None) -> str:
     if max_rows is not None:
         rows = rows[:max_rows]
     return "\n".join(rows)
+
+
+def bytes_per_device(
+    params: PyTree,
+    mesh_shape: dict[str, int],
+    rules: Sequence[Rule] | str = "transformer",
+    copies: int = 1,
+) -> int:
+    """Largest number of bytes one device holds for ``copies`` parameter-shaped trees.
+
+    ``copies=3`` counts parameters plus Adam's two moments (fp32: 12 bytes per parameter
+    before sharding); ``copies=4`` adds the gradients a step materialises. Needs only shapes
+    and the mesh shape (no devices), so it sizes meshes larger than the machine it runs on.
+    """
+    if isinstance(rules, str):
+        rules = PARTITION_RULES[rules]
+    total = 0
+    for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
+        shape = _shape_of(x)
+        spec = spec_for(path_str(path), shape, mesh_shape, rules).spec
+        shard = list(shape)
+        for i, axes in enumerate(spec):
+            for axis in (axes,) if isinstance(axes, str) else (axes or ()):
+                shard[i] = -(-shard[i] // mesh_shape[axis])
+        total += int(np.prod(shard)) * np.dtype(x.dtype).itemsize
+    return total * copies

@@ -275,6 +275,33 @@ def parse_mesh(text: str):
     return MeshConfig(data=parts[0], fsdp=parts[1], tensor=parts[2])
 
 
+def print_memory_table(preset: str, vocab: int, meshes: list[str]) -> None:
+    """Markdown table: fp32 params + Adam (12 B/param) and + gradients (16 B/param) per
+    device for each mesh, from shapes and the partition rules only."""
+    import jax
+
+    from core.distributed.partition import bytes_per_device
+    from core.models import make_policy, param_count, preset_config
+
+    cfg = preset_config(preset, vocab_size=vocab)
+    params = jax.eval_shape(lambda: make_policy(cfg, 0).params)
+    n = param_count(params)
+    gib = 2**30
+    print(f"{preset}, vocabulary {vocab}: {n:,} parameters")
+    print(
+        "| mesh (data x fsdp x tensor) | devices | params + Adam, GiB/device | "
+        "+ gradients, GiB/device | bytes/param/device |"
+    )
+    print("|---|---|---|---|---|")
+    for text in meshes:
+        mc = parse_mesh(text)
+        shape = {"data": mc.data, "fsdp": mc.fsdp, "tensor": mc.tensor}
+        b3 = bytes_per_device(params, shape, mc.rules, copies=3)
+        b4 = bytes_per_device(params, shape, mc.rules, copies=4)
+        devices = mc.data * mc.fsdp * mc.tensor
+        print(f"| {text} | {devices} | {b3 / gib:.3f} | {b4 / gib:.3f} | {b3 / n:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meshes", default="8x1x1,2x4x1,2x2x2,1x1x8")
@@ -284,7 +311,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="simulate this many CPU devices (set before jax starts); 0 = use real devices",
     )
+    parser.add_argument(
+        "--memory",
+        default="",
+        metavar="PRESET",
+        help="instead of the check, print params+Adam bytes per device of a model preset "
+        "(e.g. base100m) for each mesh; needs no devices",
+    )
+    parser.add_argument("--vocab", type=int, default=20, help="vocabulary size for --memory")
     args = parser.parse_args(argv)
+    if args.memory:
+        print_memory_table(args.memory, args.vocab, args.meshes.split(","))
+        return 0
     if args.cpu_devices:
         os.environ["XLA_FLAGS"] = (
             os.environ.get("XLA_FLAGS", "")

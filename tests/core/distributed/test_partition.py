@@ -187,3 +187,19 @@ def test_describe_lists_every_leaf_with_bytes_per_device(tiny_params):
     np.testing.assert_array_equal(
         np.asarray(params["lm_head"][...]), np.asarray(tiny_params["lm_head"][...])
     )
+
+
+def test_bytes_per_device_divides_by_the_shard_count():
+    from core.distributed.partition import bytes_per_device
+
+    params = {
+        "layers": {"0": {"mlp": {"down": jax.ShapeDtypeStruct((64, 32), jnp.float32)}}},
+        "final_norm": {"scale": jax.ShapeDtypeStruct((32,), jnp.float32)},
+    }
+    full = (64 * 32 + 32) * 4
+    assert bytes_per_device(params, _shape(1, 1, 1)) == full
+    assert bytes_per_device(params, _shape(8, 1, 1)) == full  # data parallel: replicated
+    # FSDP 8 and tensor 8 both split the matrix 8 ways; the norm stays whole.
+    assert bytes_per_device(params, _shape(1, 8, 1)) == 64 * 32 * 4 // 8 + 32 * 4
+    assert bytes_per_device(params, _shape(1, 1, 8), copies=3) == 3 * (64 * 32 * 4 // 8 + 32 * 4)
+    assert bytes_per_device(params, _shape(1, 2, 4)) == 64 * 32 * 4 // 8 + 32 * 4
