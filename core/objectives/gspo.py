@@ -1,4 +1,4 @@
-"""GSPO: Group Sequence Policy Optimization (Zheng et al., arXiv 2507.18071, eq. 5-7).
+"""GSPO: Group Sequence Policy Optimization (Zheng et al., arXiv 2507.18071, eq. 5 and 7).
 
 Sequence-level, length-normalised importance ratio::
 
@@ -16,12 +16,13 @@ thing); they are not the paper's objective.
 row mean. Stop-gradients: ``logp_old``, ``Â`` constant. ``∂s_i/∂logp_it = s_i/|o_i|``, so all
 tokens of an unclipped sequence get the same gradient ``−w·Â_i·s_i/|o_i|``.
 
-The GSPO-token variant (eq. 13), ``s_{i,t} = sg[s_i]·π_θ(o_it)/sg[π_θ(o_it)]``, equals
+The GSPO-token variant (eq. 13-14), ``s_{i,t} = sg[s_i]·π_θ(o_it)/sg[π_θ(o_it)]``, equals
 GSPO in value and gradient when Â is per sequence; :func:`gspo_token_loss` implements it for the
 equivalence test and for token-level advantages.
 
-Defaults: ε_low = 3e-4, ε_high = 4e-4 (paper v2 §5.1 as quoted by TRL and verl; the paper text
-was not read here), β = 0. The mean log-ratio is clamped to ±``log_ratio_clamp``.
+Defaults: ε_low = 3e-4, ε_high = 4e-4 (paper §5.1: "we set the left and right clipping ranges in
+Equation (5) to 3e-4 and 4e-4"), β = 0 (§2: the KL term is omitted). The mean log-ratio is
+clamped to ±``log_ratio_clamp``.
 Aux: ``clip_frac_low/high`` (fraction of valid tokens in clipped sequences),
 ``seq_clip_frac`` (fraction of non-empty sequences clipped), sequence-ratio mean/min/max.
 """
@@ -108,7 +109,7 @@ def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, dict[s
 
 
 def gspo_token_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, dict[str, Array]]:
-    """GSPO-token (arXiv 2507.18071 eq. 13): ``s_it = sg[s_i]·exp(logp_it − sg[logp_it])``.
+    """GSPO-token (arXiv 2507.18071 eq. 13-14): ``s_it = sg[s_i]·exp(logp_it − sg[logp_it])``.
 
     Same value as GSPO; with per-sequence advantages the same gradient too. Accepts ``[B, T]``
     advantages (used per token). Returns ``(loss_sum, denominator, aux)``.

@@ -9,8 +9,10 @@ Per token (``r = π_θ/π_old`` of the sampled token, ``Â`` the constant advant
 * DAPO (arXiv 2503.14476 eq. 8/10): "clip-higher" ``ε_low = 0.2, ε_high = 0.28``, no KL (β = 0),
   ``token-mean`` aggregation (1/Σ|o_i| Σ_i Σ_t; the paper normalises per group, the frameworks
   and this code per batch).
-* Dr. GRPO (arXiv 2503.20783 eq. 3 / §3.2): no 1/|o_i| and no std in the advantage; the token sum
-  is divided by a constant (``constant-normalized-sum``; Â from the ``group_mean`` estimator).
+* Dr. GRPO (arXiv 2503.20783 §3.2 and Listing 1): no 1/|o_i| and no std in the advantage; the
+  per-response token sum is divided by a constant ``MAX_TOKENS`` (the generation budget; "other
+  constants also work") and averaged over responses, i.e. ``Σ ℓ / (B·C)`` =
+  ``constant-normalized-sum`` (Â from the ``group_mean`` estimator).
 * Optional dual clip (Ye et al. 2020, arXiv 1912.09729 "dual-clip PPO"; verl ``clip_ratio_c``):
   for Â < 0 the loss is capped at ``c·|Â|``, i.e. ``ℓ = min(ℓ, −c·Â)``; tokens with r > c then get
   zero gradient. Off by default (not in GRPO/DAPO).

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from core.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference
+from core.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference, sapo
 
 Array = jax.Array
 LossFn = Callable[[Any, Any], tuple[Array, Array, dict[str, Array]]]
@@ -98,7 +98,7 @@ _spec(
     ppo_clip.DrGRPOConfig,
     ppo_clip.ppo_clip_loss,
     "group_mean",
-    "arXiv 2503.20783 eq. 3 / §3.2 (Dr. GRPO)",
+    "arXiv 2503.20783 §3.2 + Listing 1 (Dr. GRPO, constant MAX_TOKENS normalizer)",
 )
 _spec(
     "ppo_clip",
@@ -155,4 +155,12 @@ _spec(
     preference.rpo_loss,
     None,
     "arXiv 2405.16436 Alg. 1 / practical loss of the official code (RPO)",
+)
+_spec(
+    "sapo",
+    "policy",
+    sapo.SAPOConfig,
+    sapo.sapo_loss,
+    "group_std",
+    "arXiv 2511.20347 (SAPO soft gate; contrast case, not in issue 2)",
 )

@@ -326,7 +326,7 @@ def test_fully_masked_batch(name):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("name", ["dpo", "rpo"])
 def test_preference_extremes_are_finite(name, dtype):
-    pb = preference_batch(13)
+    pb = preference_batch(13, dtype=np.float32)
     pb = jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, pb)
     pb = pb._replace(
         logp_chosen=pb.logp_chosen.at[0, 0].set(-1e4),
