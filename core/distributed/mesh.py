@@ -43,7 +43,8 @@ class MeshConfig:
     """Shape of the device mesh and how the processes find each other.
 
     The three sizes multiply to the number of devices. At most one of them may be ``-1``,
-    meaning "all the devices the others leave". ``MeshConfig()`` is one device;
+    meaning "all the devices the others leave". ``MeshConfig()`` (1 x 1 x 1) is one device
+    whatever the machine has;
     ``MeshConfig(data=-1)`` is plain data parallelism over every device.
     """
 
@@ -101,12 +102,21 @@ class MeshConfig:
                 f"MeshConfig.rules={self.rules!r}: expected one of {sorted(PARTITION_RULES)}"
             )
 
+    @property
+    def is_single_device(self) -> bool:
+        """``1 x 1 x 1``: one device (the first), however many the machine has."""
+        return (self.data, self.fsdp, self.tensor) == (1, 1, 1)
+
     def axis_sizes(self, num_devices: int) -> tuple[int, int, int]:
         """Resolve ``-1`` and check the product equals ``num_devices``.
+
+        ``1 x 1 x 1`` is the exception: it always means one device.
 
         Raises ``ValueError`` naming the offending field when the sizes do not fit.
         """
         sizes = {"data": self.data, "fsdp": self.fsdp, "tensor": self.tensor}
+        if self.is_single_device:
+            return 1, 1, 1
         fixed = math.prod(size for size in sizes.values() if size != -1)
         rest = [name for name, size in sizes.items() if size == -1]
         if rest:
@@ -160,6 +170,8 @@ def make_mesh(cfg: MeshConfig, devices: Sequence[jax.Device] | None = None) -> M
     """
     devs = list(jax.devices() if devices is None else devices)
     shape = cfg.axis_sizes(len(devs))
+    if cfg.is_single_device:
+        devs = devs[:1]
     auto = (AxisType.Auto,) * 3
     split = hybrid_split(shape, jax.process_count(), jax.local_device_count())
     if devices is None and split is not None:
