@@ -40,3 +40,8 @@ lock:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks (needs the optional PyTorch baselines: requirements-bench.lock pins torch/transformers).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.lock
+	$(BIN)/python -m experiments.bench $(ARGS)
