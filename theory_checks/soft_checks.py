@@ -528,7 +528,7 @@ def check_kl_tie_breaker(size: str = "full", seed: int = 0) -> CheckRecord:
     )
 
 
-def lipschitz_curve(alphas, gamma: float = 0.5) -> dict[str, list[float]]:
+def lipschitz_curve(alphas, gamma: float = 0.5, n_random: int = 10) -> dict[str, list[float]]:
     """Measured Lipschitz constant (TV / ||dR||, worst over the construction and a random search)
     versus the bound 1/(2 alpha (1-gamma)), for the figure of the report."""
     rng = np.random.default_rng(0)
@@ -538,7 +538,7 @@ def lipschitz_curve(alphas, gamma: float = 0.5) -> dict[str, list[float]]:
         measured.append(constructed_soft_ratio(gamma, a, delta) / (2 * a * (1 - gamma)))
         bound.append(1 / (2 * a * (1 - gamma)))
         w = 0.0
-        for _ in range(10):
+        for _ in range(n_random):
             mdp = maps.random_mdp(rng, 4, 3, gamma)
             R = rng.normal(size=(4, 3))
             d = 1e-4 * _random_direction(rng, (4, 3), "sign")
