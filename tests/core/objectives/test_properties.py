@@ -26,7 +26,7 @@ from core.objectives import (
 )
 
 B, T, G = 8, 5, 4
-POLICY = ["grpo", "dapo", "dr_grpo", "ppo_clip", "gspo", "cispo", "dispo", "mhpo"]
+POLICY = ["grpo", "dapo", "dr_grpo", "ppo_clip", "gspo", "cispo", "dispo", "mhpo", "sapo"]
 
 
 def _cfg(name, **kw):
