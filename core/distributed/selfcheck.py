@@ -260,7 +260,7 @@ def compare(ref: MeshResult, res: MeshResult) -> dict[str, float]:
         "train_losses": max_abs_diff(res.losses, ref.losses),
         "sample_logp": max_abs_diff(res.samples.logp, ref.samples.logp),
         "sample_tokens_differ": float(
-            np.sum(np.asarray(res.samples.tokens) != np.asarray(ref.samples.tokens))
+            np.sum(np.asarray(res.samples.completion) != np.asarray(ref.samples.completion))
         ),
     }
 
