@@ -41,11 +41,11 @@ def test_matches_tunix_gspo_token(agg, ours, tunix, golden_inputs, h, x64):
 def test_test_vector_and_hand_value(x64):
     """Token log-ratios [0.1, −0.1, 0.3] give s = e^{0.1}; Â = 1, ε_high = 0.2: loss = −s."""
     spec = get_objective("gspo")
-    b = PolicyBatch(
-        logp=jnp.array([[0.1, -0.1, 0.3]]),
-        logp_old=jnp.zeros((1, 3)),
-        mask=jnp.ones((1, 3)),
-        advantages=jnp.array([1.0]),
+    b = PolicyBatch(  # second row fully masked (skipped); (2, 3) like the other hand tests
+        logp=jnp.array([[0.1, -0.1, 0.3], [5.0, 5.0, 5.0]]),
+        logp_old=jnp.zeros((2, 3)),
+        mask=jnp.array([[1, 1, 1], [0, 0, 0]]),
+        advantages=jnp.array([1.0, 1.0]),
     )
     cfg = dataclasses.replace(spec.default_config, eps_low=0.2, eps_high=0.2)
     s, d, aux = spec.loss(b, cfg)
@@ -66,11 +66,11 @@ def test_gspo_token_equals_gspo(golden_inputs, h, x64):
 def test_one_token_responses_equal_token_level_clip(h, x64):
     """|o_i| = 1: the sequence ratio is the token ratio, so GSPO = GRPO's token clip."""
     rng = np.random.default_rng(0)
-    b = PolicyBatch(
-        logp=jnp.asarray(rng.normal(size=(6, 3)) * 0.3),
-        logp_old=jnp.zeros((6, 3)),
-        mask=jnp.asarray(np.eye(6, 3, dtype=np.int32) + np.eye(6, 3, k=-3, dtype=np.int32)),
-        advantages=jnp.asarray(rng.normal(size=6)),
+    b = PolicyBatch(  # the golden (8, 6) shape, one valid token per row at varying positions
+        logp=jnp.asarray(rng.normal(size=(8, 6)) * 0.3),
+        logp_old=jnp.zeros((8, 6)),
+        mask=jnp.asarray(np.eye(8, 6, dtype=np.int32)[np.arange(8) % 6]),
+        advantages=jnp.asarray(rng.normal(size=8)),
     )
     cfg = dataclasses.replace(get_objective("gspo").default_config, eps_low=0.2, eps_high=0.28)
     grpo = get_objective("grpo")
@@ -86,11 +86,11 @@ def test_clipped_sequence_has_zero_gradient(x64):
 
     spec = get_objective("gspo")
     b = PolicyBatch(
-        logp=jnp.array([[0.5, 0.5], [0.0, 0.0]]),
-        logp_old=jnp.zeros((2, 2)),
-        mask=jnp.ones((2, 2)),
+        logp=jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]),
+        logp_old=jnp.zeros((2, 3)),
+        mask=jnp.array([[1, 1, 0], [1, 1, 0]]),
         advantages=jnp.array([1.0, 1.0]),
     )
     g = jax.grad(lambda lp: spec.loss(b._replace(logp=lp), spec.default_config)[0])(b.logp)
     assert np.all(np.asarray(g[0]) == 0.0)
-    np.testing.assert_allclose(np.asarray(g[1]), -0.5)  # −Â·s/|o| with s = 1
+    np.testing.assert_allclose(np.asarray(g[1, :2]), -0.5)  # −Â·s/|o| with s = 1

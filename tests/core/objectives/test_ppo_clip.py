@@ -147,6 +147,20 @@ def test_hand_computed_grpo_value(x64):
     assert float(aux["clip_frac_low"]) == pytest.approx(1 / 5)
 
 
+@pytest.mark.parametrize(
+    ("name", "row0_high", "denom"),
+    [("dapo", 1.28, 5.0), ("dr_grpo", 1.2, 6.0)],  # token-mean: 5 tokens; Dr. GRPO: B·C = 2·3
+)
+def test_hand_computed_dapo_and_dr_grpo_values(name, row0_high, denom, x64):
+    """Same tokens as GRPO's hand test: DAPO clips Â>0 at 1.28 and divides by the token count;
+    Dr. GRPO clips at 1.2 and divides by B·T."""
+    spec = get_objective(name)
+    s, d, _ = spec.loss(_tiny_batch(), spec.default_config)
+    expect = -(row0_high + np.exp(-0.5) + 1.0) + (np.exp(0.5) + 0.8)
+    assert float(d) == denom
+    np.testing.assert_allclose(float(s), expect, rtol=1e-12)
+
+
 def test_clip_binding_gives_exact_zero_gradient(x64):
     """Â>0 with r>1+ε_high and Â<0 with r<1−ε_low: gradient exactly 0; else −w·Â·r."""
     spec = get_objective("dapo")
@@ -162,19 +176,19 @@ def test_clip_binding_gives_exact_zero_gradient(x64):
 
 
 def test_dual_clip_zero_gradient_above_c(x64):
+    """Â = −1, r = 4 > c = 3: loss capped at c·|Â| = 3 with zero gradient; r = 2: unclipped."""
     spec = get_objective("ppo_clip")
     cfg = dataclasses.replace(spec.default_config, clip_ratio_c=3.0)
-    batch = PolicyBatch(
-        logp=jnp.array([[np.log(4.0), np.log(2.0)]]),
-        logp_old=jnp.zeros((1, 2)),
-        mask=jnp.ones((1, 2)),
-        advantages=jnp.array([-1.0]),
+    batch = _tiny_batch()._replace(  # same (2, 3) shape as the other hand tests
+        logp=jnp.array([[np.log(4.0), np.log(2.0), 0.0], [0.0, 0.0, 0.0]]),
+        mask=jnp.array([[1, 1, 0], [0, 0, 0]]),
+        advantages=jnp.array([-1.0, 1.0]),
     )
     (s, _, aux), g = (
         spec.loss(batch, cfg),
         jax.grad(lambda lp: spec.loss(batch._replace(logp=lp), cfg)[0])(batch.logp),
     )
-    np.testing.assert_allclose(float(s), 3.0 + 2.0, rtol=1e-12)  # capped at c·|Â| = 3
+    np.testing.assert_allclose(float(s), 3.0 + 2.0, rtol=1e-12)
     assert float(g[0, 0]) == 0.0 and float(g[0, 1]) == pytest.approx(2.0)
     assert float(aux["clip_frac_dual"]) == 0.5
 
