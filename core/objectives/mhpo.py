@@ -9,8 +9,8 @@ With ``u = log r = log π_θ − log π_old`` per token:
       ζ(r) = (s(sg[ψ]) / λ₊)^{k₊} + (s(−sg[ψ]) / λ₋)^{k₋}
 
   with the split ``s`` = softplus (``hazard_split="softplus"``, as both secondary sources write
-  it; then ζ(1) = (ln2/λ₊)^{k₊} + (ln2/λ₋)^{k₋} ≈ 1.328 ≠ 0 at the defaults) or ``s = max(·, 0)`` (``"relu"``, the
-  zero-at-one alternative: ζ(1) = 0).
+  it; then ζ(1) = (ln2/λ₊)^{k₊} + (ln2/λ₋)^{k₋} ≈ 1.328 ≠ 0 at the defaults) or
+  ``s = max(·, 0)`` (``"relu"``, the zero-at-one alternative: ζ(1) = 0).
 * Modulated weight ``w = exp(ψ − sg[ζ])`` and per-token loss ``ℓ_t = −w_t·Â_t (+ β·KL_t)``,
   aggregated ``seq-mean-token-mean`` (the sources' formula; their verl script uses token-mean,
   available through ``aggregation``). No clip, no min.
