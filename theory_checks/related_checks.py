@@ -534,14 +534,14 @@ def check_rpo_minimax(size: str = "full", seed: int = 0) -> CheckRecord:
     minimax = float(res.fun)
     t_hat = inner_min(pi_hat)[0]
     best_other = -np.inf
-    for _ in range(_n(size, 5, 10)):
+    for _ in range(_n(size, 2, 10)):
         best_other = max(best_other, inner_min(rng.dirichlet(np.ones(K)))[0])
         q = pi_hat * np.exp(0.05 * rng.normal(size=K))
         best_other = max(best_other, inner_min(q / q.sum())[0])
     # search: exponentiated-gradient ascent on the concave max-min objective T(pi) from the
     # uniform policy; by Danskin, grad T = eta*(r*(pi) - beta*(log(pi/pi_ref) + 1))
     pi = np.full(K, 1.0 / K)
-    for _ in range(_n(size, 20, 50)):
+    for _ in range(_n(size, 8, 50)):
         val, r_star = inner_min(pi)
         best_other = max(best_other, val)
         grad = eta * (r_star - beta * (np.log(pi) - np.log(ref) + 1))

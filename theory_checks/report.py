@@ -67,10 +67,17 @@ def markdown_table(records: Iterable[CheckRecord]) -> str:
         "| id | claim | citation | bound | rel | measured | tightness | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
+
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.10g}"
+
     for r in records:
         out.append(
-            f"| {r.check_id} | {r.claim} | {r.citation} | {_fmt(r.bound)} | {r.relation} | "
-            f"{_fmt(r.measured)} | {_fmt(r.tightness)} | **{r.verdict}** |"
+            f"| {r.check_id} | {esc(r.claim)} | {esc(r.citation)} | {num(r.bound)} | {r.relation} | "
+            f"{num(r.measured)} | {num(r.tightness)} | **{r.verdict}** |"
         )
     return "\n".join(out)
 
@@ -85,7 +92,7 @@ def fig_policy_vs_perturbation(path: Path) -> None:
     tied two-branch MDP with gamma = 0.9 (right), for alpha = 0 (uniform tie rule) and alpha > 0."""
     import matplotlib.pyplot as plt
 
-    eps = np.concatenate([-np.logspace(-1, -6, 60), [0.0], np.logspace(-6, -1, 60)])
+    eps = np.concatenate([-np.logspace(-1, -6, 45), [0.0], np.logspace(-6, -1, 45)])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     # bandit: r = (eps, -eps, -1)
     ax = axes[0]
@@ -100,8 +107,7 @@ def fig_policy_vs_perturbation(path: Path) -> None:
     ax.set(
         xlabel="reward perturbation eps  (r = (eps, -eps, -1))",
         ylabel="pi(a1)",
-        title="Bandit: two tied arms",
-        xscale="symlog",
+        title="Bandit: two tied arms (third arm 1 below)",
     )
     ax.set_xscale("symlog", linthresh=1e-6)
     # MDP
