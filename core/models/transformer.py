@@ -260,11 +260,20 @@ class Attention(nnx.Module):
         # beyond the written prefix are excluded by the same inequality.
         q_slot = start + jnp.arange(s, dtype=jnp.int32)
         allowed = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
-        scores = jnp.einsum("bshk,bthk->bhst", q, keys, preferred_element_type=jnp.float32)
-        scores = scores / math.sqrt(q.shape[-1])
-        scores = jnp.where(allowed[None, None], scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        ctx = jnp.einsum("bhst,bthk->bshk", probs, values)
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        if s == 1:
+            # One query per row (a decode step): a broadcast multiply + reduction over the
+            # head dimension fuses into one loop; XLA:CPU runs the equivalent batched
+            # matrix-vector dot (B·H tiny products) several times slower.
+            scores = jnp.sum((q * keys).astype(jnp.float32), axis=-1) * scale  # [B, T, H]
+            scores = jnp.where(allowed[0][None, :, None], scores, jnp.finfo(jnp.float32).min)
+            probs = jax.nn.softmax(scores, axis=1).astype(self.dtype)
+            ctx = jnp.sum(probs[..., None] * values, axis=1, keepdims=True)  # [B, 1, H, Dh]
+        else:
+            scores = jnp.einsum("bshk,bthk->bhst", q, keys, preferred_element_type=jnp.float32)
+            scores = jnp.where(allowed[None, None], scores * scale, jnp.finfo(jnp.float32).min)
+            probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+            ctx = jnp.einsum("bhst,bthk->bshk", probs, values)
         y = jnp.einsum("bshk,hkd->bsd", ctx, self.out[...].astype(self.dtype))
         return y, new_kv
 

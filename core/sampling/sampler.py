@@ -50,6 +50,11 @@ class SamplingConfig:
       top_p: nucleus mass in (0, 1]; 1 keeps all tokens.
       eos_id: end-of-sequence token id; generation of a row stops after it.
       pad_id: token written after EOS (masked out).
+      group_size: G completions per prompt. ``prompts[n, P]`` gives ``n·G`` rows, the G
+        completions of prompt i in rows ``i·G .. i·G + G - 1`` (groups contiguous, as the
+        objectives expect). The prompt is prefilled once and its cache copied G times, which
+        is cheaper than sampling ``jnp.repeat(prompts, G, 0)`` with ``group_size=1`` (same
+        distribution, different random draws).
     """
 
     max_new_tokens: int
@@ -58,6 +63,7 @@ class SamplingConfig:
     top_p: float = 1.0
     eos_id: int = 1
     pad_id: int = 0
+    group_size: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -73,6 +79,10 @@ class SamplingConfig:
         for name in ("eos_id", "pad_id"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"SamplingConfig.{name} must be an int >= 0")
+        if not isinstance(self.group_size, int) or self.group_size < 1:
+            raise ValueError(
+                f"SamplingConfig.group_size must be an int >= 1, got {self.group_size!r}"
+            )
 
 
 class SampleOutput(NamedTuple):
@@ -138,12 +148,19 @@ def sample_with_model(
     if prompts.ndim != 2:
         raise ValueError(f"prompts must be [B, P], got shape {prompts.shape}")
     prompts = prompts.astype(jnp.int32)
-    b, p = prompts.shape
+    n_prompts, p = prompts.shape
     n = cfg.max_new_tokens
-    cache = model.init_cache(b, p + n - 1)
-    positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p))
+    cache = model.init_cache(n_prompts, p + n - 1)
+    positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (n_prompts, p))
     logits, cache = model(prompts, positions, cache)
-    tok, logp = _choose(logits[:, -1], jax.random.fold_in(key, 0), cfg)
+    last = logits[:, -1]
+    if cfg.group_size > 1:
+        rep = lambda x: jnp.repeat(x, cfg.group_size, axis=0)
+        # Every non-scalar cache leaf has the batch as its leading axis (policy contract).
+        cache = jax.tree.map(lambda x: rep(x) if x.ndim else x, cache)
+        prompts, last = rep(prompts), rep(last)
+    b = prompts.shape[0]
+    tok, logp = _choose(last, jax.random.fold_in(key, 0), cfg)
     done = tok == cfg.eos_id
     ones = jnp.ones((b,), jnp.int32)
 
@@ -181,7 +198,8 @@ def sample(
     Args:
       graphdef, params: a split policy (``core.models.policy.Policy``); the module must have
         ``init_cache(batch, max_len)`` and ``__call__(tokens, positions, cache)``.
-      prompts: ``[B, P]`` int32, fixed width, no padding inside (position of token i is i).
+      prompts: ``[n, P]`` int32, fixed width, no padding inside (position of token i is i);
+        ``B = n · cfg.group_size`` output rows.
       key: PRNG key; the same key gives the same output.
       cfg: ``SamplingConfig`` (static: a new config compiles a new program).
     Returns:

@@ -32,6 +32,8 @@ from core.tasks.base import (
     digit_columns,
     digits_msb,
     exact_match,
+    jit_method,
+    jit_method_n,
     number_tokens,
     sft_from_target,
 )
@@ -173,6 +175,7 @@ class ArithmeticTask:
         return jnp.sum(digits * powers[None, :], axis=1).astype(jnp.int32)
 
     # -- prompts ---------------------------------------------------------------------------
+    @jit_method
     def prompts_for(self, a: Array, b: Array) -> tuple[Array, Meta]:
         """Prompt tokens ``[B, P]`` and meta for operand arrays ``a, b`` ``[B]``."""
         a = jnp.asarray(a, jnp.int32)
@@ -192,10 +195,12 @@ class ArithmeticTask:
         pairs = self._train_pairs[idx]
         return pairs[:, 0], pairs[:, 1]
 
+    @jit_method_n
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         """``n`` prompts drawn uniformly (with replacement) from the training pool."""
         return self.prompts_for(*self._draw_train_pairs(key, n))
 
+    @jit_method
     def eval_set(self) -> tuple[Array, Meta]:
         """The fixed held-out set (``n_eval`` prompts)."""
         return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
@@ -215,6 +220,7 @@ class ArithmeticTask:
         """Canonical answer tokens and mask ``[B, width]`` (digits, EOS, padding)."""
         return number_tokens(answer, self.answer_digits, width, self.tokenizer)
 
+    @jit_method
     def reward(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> tuple[Array, dict[str, Array]]:
@@ -223,6 +229,7 @@ class ArithmeticTask:
         correct = exact_match(completions, completion_mask, target, target_mask)
         return correct, {"correct": correct}
 
+    @jit_method_n
     def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
         """Warm-start examples from the training pool; a ``flaw_rate`` fraction drop carries."""
         k_pairs, k_flaw = jax.random.split(key)

@@ -24,6 +24,7 @@ Conventions used by every task:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import jax
@@ -61,6 +62,13 @@ class Task(Protocol):
     def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
         """Supervised warm-start tokens ``[n, P + N]`` and loss mask ``[n, P + N]``."""
         ...
+
+
+# Task methods are jit-compiled with the task itself static (tasks hash by type and config):
+# eager callers get one compiled program instead of dozens of op-by-op dispatches, and calls
+# from inside another jit are simply inlined.
+jit_method = partial(jax.jit, static_argnums=0)
+jit_method_n = partial(jax.jit, static_argnums=(0, 2), static_argnames=("n",))
 
 
 def digits_msb(x: Array, n: int) -> Array:

@@ -30,7 +30,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.tasks.base import Meta, const_column, digit_columns, response_length, sft_from_target
+from core.tasks.base import (
+    Meta,
+    const_column,
+    digit_columns,
+    jit_method,
+    jit_method_n,
+    response_length,
+    sft_from_target,
+)
 from core.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 Array = jax.Array
@@ -154,6 +162,7 @@ class ManyAnswersTask:
         )
 
     # -- prompts ---------------------------------------------------------------------------
+    @jit_method
     def prompts_for(self, s: Array, n: Array) -> tuple[Array, Meta]:
         """Prompt tokens ``[B, 9]`` and meta ``{"s", "n"}`` for target sums and lengths."""
         s = jnp.asarray(s, jnp.int32)
@@ -171,12 +180,14 @@ class ManyAnswersTask:
         ]
         return jnp.concatenate(cols, axis=1), {"s": s, "n": n}
 
+    @jit_method_n
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         """``n`` prompts drawn uniformly (with replacement) from the training (S, N) pairs."""
         idx = jax.random.randint(key, (n,), 0, self._train_pairs.shape[0])
         pairs = self._train_pairs[idx]
         return self.prompts_for(pairs[:, 0], pairs[:, 1])
 
+    @jit_method
     def eval_set(self) -> tuple[Array, Meta]:
         """Every held-out (S, N) pair once."""
         return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
@@ -234,6 +245,7 @@ class ManyAnswersTask:
             table[:] = np.random.default_rng(self.config.bonus_seed).random(table.shape)
         return jnp.asarray(table)
 
+    @jit_method
     def reward_with_bonus(
         self,
         completions: Array,
@@ -247,6 +259,7 @@ class ManyAnswersTask:
         delta = bonus[meta["n"], jnp.clip(value, 0, bonus.shape[1] - 1)] * correct
         return correct + eps * delta, {"correct": correct, "bonus": delta}
 
+    @jit_method
     def reward(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> tuple[Array, dict[str, Array]]:
@@ -255,6 +268,7 @@ class ManyAnswersTask:
             completions, completion_mask, meta, self._bonus, self.config.bonus_eps
         )
 
+    @jit_method_n
     def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
         """Training prompts, each with a correct answer drawn uniformly from its answer set."""
         k_pair, k_ans = jax.random.split(key)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from core.tasks.arithmetic import AdditionConfig, ArithmeticTask
-from core.tasks.base import Meta, num_digits, response_length
+from core.tasks.base import Meta, jit_method, num_digits, response_length
 from core.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 Array = jax.Array
@@ -79,6 +79,7 @@ class MultiRewardTask(ArithmeticTask):
         self.name = "multi_reward"
         self.config = cfg
 
+    @jit_method
     def components(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> dict[str, Array]:
@@ -108,6 +109,7 @@ class MultiRewardTask(ArithmeticTask):
             "length": length_term,
         }
 
+    @jit_method
     def reward(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> tuple[Array, dict[str, Array]]:

@@ -92,7 +92,7 @@ def test_bfloat16_compute_returns_float32_logits():
     cfg = dataclasses.replace(preset_config("tiny", V), dtype="bfloat16")
     graphdef, params = make_policy(cfg, 0)
     tokens, positions = _tokens(2, 4)
-    logits, _ = apply(graphdef, params, tokens, positions)
+    logits, _ = jax.jit(apply)(graphdef, params, tokens, positions)
     assert logits.dtype == jnp.float32
 
 

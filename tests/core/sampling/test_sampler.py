@@ -101,12 +101,11 @@ def test_same_key_same_samples_different_key_different(policy, prompts):
     assert not np.array_equal(np.asarray(a.tokens), np.asarray(c.tokens))
 
 
-@pytest.mark.parametrize("kwargs", [dict(top_k=1), dict(top_p=1e-6)])
-def test_degenerate_filters_equal_greedy(policy, prompts, greedy, kwargs):
+def test_degenerate_nucleus_equals_greedy(policy, prompts, greedy):
+    """A tiny nucleus keeps only the argmax (top-k is checked in the distribution test)."""
     graphdef, params = policy
-    out = sample(
-        graphdef, params, prompts, jax.random.key(5), SamplingConfig(N, eos_id=NO_EOS, **kwargs)
-    )
+    cfg = SamplingConfig(N, eos_id=NO_EOS, top_p=1e-6)
+    out = sample(graphdef, params, prompts, jax.random.key(5), cfg)
     np.testing.assert_array_equal(np.asarray(out.completion), np.asarray(greedy.completion))
     # The sampling distribution is a point mass: log q = 0.
     np.testing.assert_allclose(np.asarray(out.logp), 0.0, atol=1e-6)
@@ -145,18 +144,20 @@ def many_one_step(policy):
 
 
 def test_empirical_distribution_matches_policy(policy, many_one_step):
-    """One-step sampling frequencies follow softmax(logits / T) restricted to the top-k set."""
+    """One-step sampling frequencies follow softmax(filter(logits / T)) (top-k and top-p)."""
     graphdef, params = policy
     prompt, out_t1 = many_one_step
     logits, _ = apply(graphdef, params, prompt[:1], jnp.arange(P, dtype=jnp.int32)[None])
-    cfg_k = SamplingConfig(1, temperature=0.7, top_k=3, eos_id=NO_EOS)
+    cfg_k = SamplingConfig(1, temperature=0.7, top_k=5, top_p=0.8, eos_id=NO_EOS)
     out_k = sample(graphdef, params, prompt, jax.random.key(11), cfg_k)
     for cfg, out in [(SamplingConfig(1, eos_id=NO_EOS), out_t1), (cfg_k, out_k)]:
         freq = np.bincount(np.asarray(out.completion[:, 0]), minlength=V) / prompt.shape[0]
         want = jax.nn.softmax(filter_logits(logits[:, -1] / cfg.temperature, cfg.top_k, cfg.top_p))
         assert np.abs(freq - np.asarray(want[0])).max() < 0.03
         if cfg.top_k:
-            assert np.count_nonzero(freq) <= cfg.top_k
+            # Only tokens the filters keep are ever drawn, and the filters do bite here.
+            support = np.asarray(want[0]) > 0
+            assert np.all(freq[~support] == 0) and 1 < support.sum() <= cfg.top_k
 
 
 def test_filter_logits_top_k_top_p():
@@ -179,3 +180,19 @@ def test_single_new_token(policy, many_one_step, score_jit):
     np.testing.assert_array_equal(np.asarray(out.completion_mask), 1)
     want = score_jit(graphdef, params, prompt[:B], out.completion[:B])
     np.testing.assert_allclose(np.asarray(out.logp[:B]), np.asarray(want), atol=1e-5)
+
+
+def test_group_size_matches_repeated_prompts(policy, prompts, score_jit):
+    """G completions per prompt: rows are grouped, prompts repeated, log-probs still exact."""
+    graphdef, params = policy
+    cfg = SamplingConfig(N, eos_id=3, group_size=4)
+    out = sample(graphdef, params, prompts[:4], jax.random.key(2), cfg)
+    assert out.completion.shape == (16, N)
+    np.testing.assert_array_equal(
+        np.asarray(out.tokens[:, :P]), np.repeat(np.asarray(prompts[:4]), 4, axis=0)
+    )
+    want = score_jit(graphdef, params, out.tokens[:, :P], out.completion)
+    np.testing.assert_allclose(
+        np.asarray(out.logp), np.asarray(want) * np.asarray(out.completion_mask), atol=1e-5
+    )
+    assert len({tuple(r) for r in np.asarray(out.completion[:4])}) > 1  # the group differs

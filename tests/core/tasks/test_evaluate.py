@@ -10,7 +10,8 @@ from core.tasks import TOKENIZER, evaluate, get_task
 
 def test_evaluate_matches_direct_computation():
     task = get_task("multi_reward", n_eval=40)
-    graphdef, params = make_policy(preset_config("tiny", TOKENIZER.vocab_size), jax.random.key(0))
+    model_cfg = preset_config("tiny", TOKENIZER.vocab_size, n_layers=1)  # fewer ops to compile
+    graphdef, params = make_policy(model_cfg, jax.random.key(0))
     result = evaluate(
         graphdef, params, task, batch_size=16, return_completions=True
     )  # 3 batches, last padded
