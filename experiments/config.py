@@ -32,6 +32,8 @@ their nodes are stored in Hydra's ConfigStore under ``schema/<group>/<option>`` 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import types
 import typing
 from typing import Any
@@ -244,9 +246,10 @@ def to_dataclass(cls: type, values: dict[str, Any], path: str, **fixed: Any) -> 
         if isinstance(e, ConfigError):
             raise
         msg = str(e)
-        first = msg.split(" ", 1)[0]
-        if first in names:  # "<field> must be ..." -> "<path>.<field> must be ..."
-            raise ConfigError(f"{path}.{msg}") from e
+        # "<field> must be ..." or "<Class>.<field> must be ..." -> "<path>.<field> must be ..."
+        m = re.match(rf"^(?:{cls.__name__}\.)?(\w+)(.*)$", msg, flags=re.DOTALL)
+        if m and m.group(1) in names:
+            raise ConfigError(f"{path}.{m.group(1)}{m.group(2)}") from e
         raise ConfigError(f"{path}: {msg}") from e
 
 
@@ -283,8 +286,10 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     return exp
 
 
+@functools.lru_cache(maxsize=16)
 def make_task(choice: TaskChoice) -> Any:
-    """The task object of a validated choice."""
+    """The task object of a validated choice (cached: equal choices give the same object, so
+    jit'd steps that take the task as a static argument compile once per process)."""
     return TASKS[choice.name][1](choice.config)
 
 

@@ -40,10 +40,10 @@ from core.training.evaluation import make_evaluator
 from core.training.guards import NonFiniteError
 from core.training.loop import Phase, run_phase
 from core.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
-from core.training.preference import make_preference_step_fn
-from core.training.rl import make_rl_step_fn
-from core.training.sft import make_sft_step_fn
-from core.training.state import init_state, make_optimizer
+from core.training.preference import make_preference_step_fn, preference_optimizer
+from core.training.rl import make_rl_step_fn, rl_optimizer
+from core.training.sft import make_sft_step_fn, sft_optimizer
+from core.training.state import init_state
 from experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -123,8 +123,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
 
         # --- supervised warm start ------------------------------------------------------------
         sft = cfg.sft
-        sft_tx = make_optimizer(sft.optim, max(sft.steps, 1))
-        state = init_state(_copy(params0), sft_tx, keys["sft_state"])
+        state = init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"])
         if meta.get("phase", "sft") == "sft":
             start = 0
             if meta:
@@ -135,7 +134,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 name="sft",
                 offset=0,
                 steps=sft.steps,
-                step_fn=make_sft_step_fn(graphdef, task, sft.batch_size, sft_tx, keys["sft_data"]),
+                step_fn=make_sft_step_fn(graphdef, task, sft, keys["sft_data"]),
                 watch=SFT_WATCH,
                 postfix=("loss", "token_acc"),
             )
@@ -160,11 +159,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             main_params = params0  # replaced by the restore below
 
         # --- main phase: RL or preference ---------------------------------------------------
-        if is_pref:
-            n_updates = main_cfg.steps
-        else:
-            n_updates = main_cfg.steps * main_cfg.epochs * main_cfg.minibatches
-        main_tx = make_optimizer(main_cfg.optim, max(n_updates, 1))
+        main_tx = preference_optimizer(main_cfg) if is_pref else rl_optimizer(main_cfg)
         main_state = init_state(main_params, main_tx, keys["main_state"])
         if meta.get("phase") == main_name:
             main_state, reference, _ = ckpt.restore(latest, main_state, params0)
@@ -176,7 +171,6 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 spec,
                 exp.algo.config,
                 main_cfg,
-                main_tx,
                 reference,
                 keys["main_data"],
             )
@@ -188,7 +182,6 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 spec,
                 exp.algo.config,
                 main_cfg,
-                main_tx,
                 reference,
                 keys["main_data"],
                 kl_every=cfg.kl_every,
@@ -226,15 +219,24 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     summary = _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt.directory)
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)
-    _plot(metrics_path, os.path.join(run_dir, "reward_curve.png"), main_name, exp.algo.name)
+    _plot(
+        metrics_path,
+        os.path.join(run_dir, "reward_curve.png"),
+        main_name,
+        exp.algo.name,
+        info.get("eval_accuracy_before"),
+    )
     return RunResult(summary, main_state.params, reference)
 
 
 def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dict[str, Any]:
     records = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
     main = [r for r in records if r["phase"] == main_name and r["step"] > 1]
-    tps = [float(r["tokens_per_s"]) for r in main if "tokens_per_s" in r]
-    step_times = [float(r["step_time"]) for r in main if "step_time" in r]
+
+    def median(key):
+        vals = [float(r[key]) for r in main if key in r]
+        return float(np.median(vals)) if vals else None
+
     return {
         "algo": exp.algo.name,
         "task": exp.task.name,
@@ -244,8 +246,10 @@ def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dic
         "eval_accuracy_before": info.get("eval_accuracy_before"),
         "eval_accuracy_after": last_eval.get("eval_accuracy"),
         **{k: round(v, 2) for k, v in timings.items()},
-        "median_step_time_s": float(np.median(step_times)) if step_times else None,
-        "median_tokens_per_s": float(np.median(tps)) if tps else None,
+        "median_step_time_s": median("step_time"),
+        "median_tokens_per_s": median("tokens_per_s"),
+        "median_sample_tokens_per_s": median("sample_tokens_per_s"),
+        "median_update_tokens_per_s": median("update_tokens_per_s"),
         "run_dir": os.path.abspath(run_dir),
         "metrics": os.path.abspath(os.path.join(run_dir, "metrics.jsonl")),
         "reward_curve": os.path.abspath(os.path.join(run_dir, "reward_curve.png")),
@@ -253,8 +257,11 @@ def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dic
     }
 
 
-def _plot(metrics_path: str, out_path: str, main_name: str, algo: str) -> None:
-    """Reward (mean over the batch, smoothed) and held-out accuracy per main-phase step."""
+def _plot(
+    metrics_path: str, out_path: str, main_name: str, algo: str, acc_before: float | None
+) -> None:
+    """Reward (mean over the batch, smoothed) and held-out accuracy per main-phase step; the
+    accuracy after the warm start is drawn at step 0."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,6 +277,8 @@ def _plot(metrics_path: str, out_path: str, main_name: str, algo: str) -> None:
         ax.plot(steps, reward, color="C0", alpha=0.25, lw=0.8)
         ax.plot(steps[w - 1 :], smooth, color="C0", label=f"train reward (mean, {w}-step avg)")
     ev = [(r["step"], float(r["eval_accuracy"])) for r in records if "eval_accuracy" in r]
+    if acc_before is not None:
+        ev = [(0, float(acc_before)), *ev]
     if ev:
         ax.plot(*zip(*ev), "o-", color="C3", label="held-out greedy accuracy")
     ax.set_xlabel(f"{main_name} step")
@@ -294,7 +303,13 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{pct(s['eval_accuracy_before'])} -> after {s['algo']} {pct(s['eval_accuracy_after'])}",
         f"time: total {s.get('total_time_s')} s (warm start {s.get('sft_time_s', 'n/a')} s, "
         f"{s['algo']} {s.get('main_time_s')} s); median step {pct(s['median_step_time_s'])} s, "
-        f"{s['median_tokens_per_s'] or 0:.0f} sampled tokens/s",
+        f"{s['median_tokens_per_s'] or 0:.0f} sampled tokens/s per step"
+        + (
+            f" (sampler {s['median_sample_tokens_per_s']:.0f} tokens/s, update "
+            f"{s['median_update_tokens_per_s']:.0f} tokens/s)"
+            if s.get("median_update_tokens_per_s")
+            else ""
+        ),
         f"metrics:     {s['metrics']}",
         f"reward plot: {s['reward_curve']}",
         f"checkpoints: {s['checkpoints']}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,14 +14,8 @@ from core.sampling import SamplingConfig, sample
 Array = jax.Array
 
 
-def make_evaluator(graphdef: Any, task: Any) -> Callable[[Any], dict[str, Array]]:
-    """A jit'd ``evaluate(params) -> {"eval_accuracy", "eval_reward", "eval_len"}``.
-
-    Greedy decoding (temperature 0) of ``task.max_new_tokens`` tokens after every prompt of
-    ``task.eval_set()`` (held out: never used for training); accuracy is the mean of the
-    verifier's ``"correct"`` component, ``eval_reward`` the mean reward, ``eval_len`` the mean
-    completion length (EOS included).
-    """
+@functools.partial(jax.jit, static_argnames=("graphdef", "task"))
+def _evaluate(params: Any, *, graphdef: Any, task: Any) -> dict[str, Array]:
     prompts, meta = task.eval_set()
     cfg = SamplingConfig(
         max_new_tokens=task.max_new_tokens,
@@ -28,14 +23,21 @@ def make_evaluator(graphdef: Any, task: Any) -> Callable[[Any], dict[str, Array]
         eos_id=task.tokenizer.eos_id,
         pad_id=task.tokenizer.pad_id,
     )
+    out = sample(graphdef, params, prompts, jax.random.PRNGKey(0), cfg)
+    reward, components = task.reward(out.completion, out.completion_mask, meta)
+    return {
+        "eval_accuracy": jnp.mean(components["correct"].astype(jnp.float32)),
+        "eval_reward": jnp.mean(reward.astype(jnp.float32)),
+        "eval_len": jnp.mean(jnp.sum(out.completion_mask, axis=1).astype(jnp.float32)),
+    }
 
-    def evaluate(params: Any) -> dict[str, Array]:
-        out = sample(graphdef, params, prompts, jax.random.PRNGKey(0), cfg)
-        reward, components = task.reward(out.completion, out.completion_mask, meta)
-        return {
-            "eval_accuracy": jnp.mean(components["correct"].astype(jnp.float32)),
-            "eval_reward": jnp.mean(reward.astype(jnp.float32)),
-            "eval_len": jnp.mean(jnp.sum(out.completion_mask, axis=1).astype(jnp.float32)),
-        }
 
-    return jax.jit(evaluate)
+def make_evaluator(graphdef: Any, task: Any) -> Callable[[Any], dict[str, Array]]:
+    """A jit'd ``evaluate(params) -> {"eval_accuracy", "eval_reward", "eval_len"}``.
+
+    Greedy decoding (temperature 0) of ``task.max_new_tokens`` tokens after every prompt of
+    ``task.eval_set()`` (held out: never used for training); accuracy is the mean of the
+    verifier's ``"correct"`` component, ``eval_reward`` the mean reward, ``eval_len`` the mean
+    completion length (EOS included). Equal ``(graphdef, task)`` share one compilation.
+    """
+    return functools.partial(_evaluate, graphdef=graphdef, task=task)

@@ -21,6 +21,7 @@ step on ``loss_sum / n_valid_pairs`` (``spec.loss``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -32,9 +33,9 @@ import optax
 from core.objectives import PreferenceBatch
 from core.objectives.registry import ObjectiveSpec
 from core.sampling import SamplingConfig, sample, score, score_with_entropy
-from core.training.config import PreferenceConfig
+from core.training.config import OptimConfig, PreferenceConfig
 from core.training.metrics import to_host
-from core.training.state import TrainState
+from core.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 PyTree = Any
@@ -69,6 +70,54 @@ def _with_reference(graphdef, reference, prompts, chosen, rejected, m_w, m_l) ->
     return Pairs(prompts, chosen, rejected, m_w, m_l, ref[:p], ref[p:])
 
 
+def preference_sampling_config(task: Any, cfg: PreferenceConfig) -> SamplingConfig:
+    """The sampler settings used to build self pairs."""
+    return SamplingConfig(
+        max_new_tokens=task.max_new_tokens,
+        temperature=cfg.temperature,
+        eos_id=task.tokenizer.eos_id,
+        pad_id=task.tokenizer.pad_id,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "task", "cfg"))
+def _self_pairs(
+    params: PyTree,
+    reference: PyTree,
+    key: Array,
+    *,
+    graphdef: Any,
+    task: Any,
+    cfg: PreferenceConfig,
+) -> tuple[Pairs, dict[str, Array]]:
+    g, p = cfg.group_size, cfg.prompts_per_step
+    k_prompt, k_sample = jax.random.split(key)
+    prompts, meta = task.train_prompts(k_prompt, p)
+    rep = lambda x: jnp.repeat(x, g, axis=0)
+    out = sample(graphdef, params, rep(prompts), k_sample, preference_sampling_config(task, cfg))
+    reward, _ = task.reward(out.completion, out.completion_mask, jax.tree.map(rep, meta))
+    grouped = reward.astype(jnp.float32).reshape(p, g)
+    best, worst = jnp.argmax(grouped, axis=1), jnp.argmin(grouped, axis=1)
+    valid = (jnp.max(grouped, axis=1) > jnp.min(grouped, axis=1)).astype(jnp.float32)
+    rows = jnp.arange(p) * g
+    comp = out.completion
+    mask = out.completion_mask.astype(jnp.float32)
+    m_w = mask[rows + best] * valid[:, None]
+    m_l = mask[rows + worst] * valid[:, None]
+    batch = _with_reference(
+        graphdef, reference, prompts, comp[rows + best], comp[rows + worst], m_w, m_l
+    )
+    lengths = jnp.sum(mask, axis=1)
+    metrics = {
+        "reward_mean": jnp.mean(grouped),
+        "reward_std": jnp.std(grouped),
+        "pair_valid_frac": jnp.mean(valid),
+        "response_len": jnp.mean(lengths),
+        "gen_tokens": jnp.sum(lengths),
+    }
+    return batch, metrics
+
+
 def make_self_pairs(
     graphdef: Any, task: Any, cfg: PreferenceConfig
 ) -> Callable[[PyTree, PyTree, Array], tuple[Pairs, dict[str, Array]]]:
@@ -77,42 +126,37 @@ def make_self_pairs(
     Metrics: ``reward_mean``/``reward_std`` of all samples, ``pair_valid_frac`` (prompts with a
     reward difference), ``response_len`` and ``gen_tokens``.
     """
-    g, p = cfg.group_size, cfg.prompts_per_step
-    sampling = SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        temperature=cfg.temperature,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
+    return functools.partial(_self_pairs, graphdef=graphdef, task=task, cfg=cfg)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "task", "cfg"))
+def _dataset_pairs(
+    params: PyTree,
+    reference: PyTree,
+    key: Array,
+    *,
+    graphdef: Any,
+    task: Any,
+    cfg: PreferenceConfig,
+) -> tuple[Pairs, dict[str, Array]]:
+    del params
+    p, n = cfg.prompts_per_step, task.max_new_tokens
+    prompts, meta = task.train_prompts(key, p)
+    wrong = task.carry_free_answer(meta["a"], meta["b"])
+    chosen, m_w = task.target(meta["answer"], n)
+    rejected, m_l = task.target(wrong, n)
+    valid = (wrong != meta["answer"]).astype(jnp.float32)[:, None]
+    batch = _with_reference(
+        graphdef,
+        reference,
+        prompts,
+        chosen,
+        rejected,
+        m_w.astype(jnp.float32) * valid,
+        m_l.astype(jnp.float32) * valid,
     )
-
-    def pairs(params: PyTree, reference: PyTree, key: Array):
-        k_prompt, k_sample = jax.random.split(key)
-        prompts, meta = task.train_prompts(k_prompt, p)
-        rep = lambda x: jnp.repeat(x, g, axis=0)
-        out = sample(graphdef, params, rep(prompts), k_sample, sampling)
-        reward, _ = task.reward(out.completion, out.completion_mask, jax.tree.map(rep, meta))
-        grouped = reward.astype(jnp.float32).reshape(p, g)
-        best, worst = jnp.argmax(grouped, axis=1), jnp.argmin(grouped, axis=1)
-        valid = (jnp.max(grouped, axis=1) > jnp.min(grouped, axis=1)).astype(jnp.float32)
-        rows = jnp.arange(p) * g
-        comp = out.completion
-        mask = out.completion_mask.astype(jnp.float32)
-        m_w = mask[rows + best] * valid[:, None]
-        m_l = mask[rows + worst] * valid[:, None]
-        batch = _with_reference(
-            graphdef, reference, prompts, comp[rows + best], comp[rows + worst], m_w, m_l
-        )
-        lengths = jnp.sum(mask, axis=1)
-        metrics = {
-            "reward_mean": jnp.mean(grouped),
-            "reward_std": jnp.std(grouped),
-            "pair_valid_frac": jnp.mean(valid),
-            "response_len": jnp.mean(lengths),
-            "gen_tokens": jnp.sum(lengths),
-        }
-        return batch, metrics
-
-    return jax.jit(pairs)
+    metrics = {"pair_valid_frac": jnp.mean(valid), "gen_tokens": jnp.zeros((), jnp.float32)}
+    return batch, metrics
 
 
 def make_dataset_pairs(
@@ -123,41 +167,27 @@ def make_dataset_pairs(
     Needs an addition task (``task.carry_free_answer``): y_w = exact answer, y_l = carry-free
     answer. ``params`` is unused (same signature as :func:`make_self_pairs`).
     """
-    p, n = cfg.prompts_per_step, task.max_new_tokens
-
-    def pairs(params: PyTree, reference: PyTree, key: Array):
-        del params
-        prompts, meta = task.train_prompts(key, p)
-        wrong = task.carry_free_answer(meta["a"], meta["b"])
-        chosen, m_w = task.target(meta["answer"], n)
-        rejected, m_l = task.target(wrong, n)
-        valid = (wrong != meta["answer"]).astype(jnp.float32)[:, None]
-        batch = _with_reference(
-            graphdef,
-            reference,
-            prompts,
-            chosen,
-            rejected,
-            m_w.astype(jnp.float32) * valid,
-            m_l.astype(jnp.float32) * valid,
-        )
-        metrics = {"pair_valid_frac": jnp.mean(valid), "gen_tokens": jnp.zeros((), jnp.float32)}
-        return batch, metrics
-
-    return jax.jit(pairs)
+    return functools.partial(_dataset_pairs, graphdef=graphdef, task=task, cfg=cfg)
 
 
-def make_preference_update(
-    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, tx: optax.GradientTransformation
-) -> Callable[[TrainState, Pairs], tuple[TrainState, dict[str, Array]]]:
-    """A jit'd ``update(state, pairs) -> (state, metrics)``: one optimizer step.
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "spec", "obj_cfg", "optim", "total_steps"),
+    donate_argnums=0,
+)
+def _preference_update(
+    state: TrainState,
+    b: Pairs,
+    *,
+    graphdef: Any,
+    spec: ObjectiveSpec,
+    obj_cfg: Any,
+    optim: OptimConfig,
+    total_steps: int,
+) -> tuple[TrainState, dict[str, Array]]:
+    tx = make_optimizer(optim, total_steps)
 
-    Chosen and rejected completions go through one forward pass (``[2P, ...]``). Metrics:
-    ``loss``, ``grad_norm`` (before clipping), ``entropy`` of the chosen responses, and the
-    objective's aux. The state is donated.
-    """
-
-    def loss_fn(params: PyTree, b: Pairs):
+    def loss_fn(params: PyTree):
         p = b.prompts.shape[0]
         logp, ent = score_with_entropy(
             graphdef,
@@ -180,14 +210,35 @@ def make_preference_update(
         aux["entropy"] = jnp.sum(jax.lax.stop_gradient(ent[:p]) * m) / jnp.maximum(jnp.sum(m), 1)
         return loss_sum / denom, aux
 
-    def update(state: TrainState, b: Pairs):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, b)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {**aux, "loss": loss, "grad_norm": optax.global_norm(grads)}
-        return TrainState(params, opt_state, state.step + 1, state.key), metrics
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+    return TrainState(params, opt_state, state.step + 1, state.key), metrics
 
-    return jax.jit(update, donate_argnums=0)
+
+def preference_optimizer(cfg: PreferenceConfig) -> optax.GradientTransformation:
+    """The optimizer :func:`make_preference_update` uses (to build the initial state)."""
+    return make_optimizer(cfg.optim, max(cfg.steps, 1))
+
+
+def make_preference_update(
+    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, cfg: PreferenceConfig
+) -> Callable[[TrainState, Pairs], tuple[TrainState, dict[str, Array]]]:
+    """A jit'd ``update(state, pairs) -> (state, metrics)``: one optimizer step.
+
+    The optimizer is ``preference_optimizer(cfg)``. Chosen and rejected completions go through
+    one forward pass (``[2P, ...]``). Metrics: ``loss``, ``grad_norm`` (before clipping),
+    ``entropy`` of the chosen responses, and the objective's aux. The state is donated.
+    """
+    return functools.partial(
+        _preference_update,
+        graphdef=graphdef,
+        spec=spec,
+        obj_cfg=obj_cfg,
+        optim=cfg.optim,
+        total_steps=max(cfg.steps, 1),
+    )
 
 
 def make_preference_step_fn(
@@ -196,18 +247,17 @@ def make_preference_step_fn(
     spec: ObjectiveSpec,
     obj_cfg: Any,
     cfg: PreferenceConfig,
-    tx: optax.GradientTransformation,
     reference: PyTree,
     data_key: Array,
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
     """Host step ``fn(state, i) -> (state, host metrics)``; pairs of step ``i`` use
-    ``fold_in(data_key, i)``. Adds ``step``-level ``pairs_time``, ``update_time``, and
-    ``tokens_per_s`` (sampled completion tokens per second; 0 for dataset pairs)."""
+    ``fold_in(data_key, i)``. Adds ``pairs_time``, ``update_time`` and ``tokens_per_s``
+    (sampled completion tokens per second of the step; 0 for dataset pairs)."""
     if cfg.source == "self":
         make_pairs = make_self_pairs(graphdef, task, cfg)
     else:
         make_pairs = make_dataset_pairs(graphdef, task, cfg)
-    update = make_preference_update(graphdef, spec, obj_cfg, tx)
+    update = make_preference_update(graphdef, spec, obj_cfg, cfg)
 
     def fn(state: TrainState, i: int):
         t0 = time.perf_counter()

@@ -8,6 +8,10 @@ One RL step (all shapes static, so each function compiles once)::
     update = make_update(...)          # jit: epochs x minibatches optimizer steps (lax.scan)
     state, m2 = update(state, batch)
 
+The jit'd functions live at module level and take the model structure, the task, the objective
+and the configs as static (hashable) arguments, so two runs with equal configs in one process
+(tests, in-process sweeps) share one compilation.
+
 Rollout. ``P`` prompts (``P x oversample`` with dynamic sampling) are repeated ``G`` times
 (groups contiguous, as ``compute_advantages`` expects), sampled with the rollout
 ``SamplingConfig`` and scored by the task's verifier. Optional DAPO shaping (arXiv 2503.14476):
@@ -36,6 +40,7 @@ equals the whole-minibatch gradient exactly (up to float summation order).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -50,7 +55,7 @@ from core.objectives.shaping import soft_overlong_penalty
 from core.sampling import SamplingConfig, sample, score, score_with_entropy
 from core.training.config import RLConfig
 from core.training.metrics import to_host
-from core.training.state import TrainState
+from core.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 PyTree = Any
@@ -86,73 +91,103 @@ def _repeat(tree: PyTree, g: int) -> PyTree:
     return jax.tree.map(lambda x: jnp.repeat(x, g, axis=0), tree)
 
 
-def make_rollout(
+def rollout_sampling_config(task: Any, rl: RLConfig) -> SamplingConfig:
+    """The sampler settings of RL rollouts (the task fixes N, EOS and padding)."""
+    return SamplingConfig(
+        max_new_tokens=task.max_new_tokens,
+        temperature=rl.temperature,
+        top_k=rl.top_k,
+        top_p=rl.top_p,
+        eos_id=task.tokenizer.eos_id,
+        pad_id=task.tokenizer.pad_id,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "task", "rl", "sampling", "adv_cfg"))
+def _rollout(
+    params: PyTree,
+    key: Array,
+    *,
     graphdef: Any,
     task: Any,
-    spec: ObjectiveSpec,
     rl: RLConfig,
     sampling: SamplingConfig,
     adv_cfg: AdvantageConfig,
-    overlong_fn: Callable[[Array], Array] | None = None,
-) -> Callable[[PyTree, Array], tuple[Rollout, dict[str, Array]]]:
-    """A jit'd ``rollout(params, key) -> (Rollout, metrics)`` (see module doc); ``logp_ref`` is None.
-
-    ``overlong_fn(lengths[B]) -> penalty[B]`` is added to the rewards when given. Metrics:
-    ``reward_mean``/``reward_std`` (over all sampled completions), ``reward/<component>``
-    means, ``response_len``, ``gen_tokens`` (completion tokens sampled, EOS included),
-    ``mixed_group_frac``, ``masked_group_frac`` (dynamic sampling) and the advantage statistics
-    of ``compute_advantages``.
-    """
+) -> tuple[Rollout, dict[str, Array]]:
     g = rl.group_size
     p = rl.prompts_per_step
     n_prompts = p * (rl.oversample if rl.dynamic_sampling else 1)
-    policy_logp = rl.temperature == 1.0 and rl.top_k == 0 and rl.top_p == 1.0
+    k_prompt, k_sample, k_select = jax.random.split(key, 3)
+    prompts, meta = task.train_prompts(k_prompt, n_prompts)
+    prompts = _repeat(prompts, g)
+    meta = _repeat(meta, g)
+    out = sample(graphdef, params, prompts, k_sample, sampling)
+    mask = out.completion_mask.astype(jnp.float32)
+    rewards, components = task.reward(out.completion, out.completion_mask, meta)
+    rewards = rewards.astype(jnp.float32)
+    lengths = jnp.sum(mask, axis=1)
+    if rl.overlong_buffer > 0:
+        penalty = soft_overlong_penalty(lengths, sampling.max_new_tokens, rl.overlong_buffer)
+        rewards = rewards + rl.overlong_factor * penalty
+    metrics = {
+        "reward_mean": jnp.mean(rewards),
+        "reward_std": jnp.std(rewards),
+        "response_len": jnp.mean(lengths),
+        "gen_tokens": jnp.sum(lengths),
+    }
+    for name, value in components.items():
+        metrics[f"reward/{name}"] = jnp.mean(value.astype(jnp.float32))
+    grouped = rewards.reshape(n_prompts, g)
+    mixed = jnp.max(grouped, axis=1) > jnp.min(grouped, axis=1)  # [n_prompts]
+    metrics["mixed_group_frac"] = jnp.mean(mixed.astype(jnp.float32))
+    prompts_b, completions = prompts, out.completion
+    logp_sampled = out.logp
+    if rl.dynamic_sampling:
+        priority = mixed.astype(jnp.float32) + 0.5 * jax.random.uniform(k_select, (n_prompts,))
+        _, keep = jax.lax.top_k(priority, p)  # [p] group indices, mixed groups first
+        rows = (keep[:, None] * g + jnp.arange(g)[None, :]).reshape(-1)  # [p*g]
+        prompts_b, completions = prompts_b[rows], completions[rows]
+        logp_sampled, rewards = logp_sampled[rows], rewards[rows]
+        keep_mixed = mixed[keep]
+        mask = mask[rows] * jnp.repeat(keep_mixed, g).astype(jnp.float32)[:, None]
+        metrics["masked_group_frac"] = 1.0 - jnp.mean(keep_mixed.astype(jnp.float32))
+    adv, adv_aux = compute_advantages(rewards, g, adv_cfg)
+    for name in ("zero_variance_frac", "adv_std", "adv_abs_max"):
+        metrics[name] = adv_aux[name]
+    if sampling.temperature == 1.0 and sampling.top_k == 0 and sampling.top_p == 1.0:
+        logp_old = logp_sampled  # the sampling distribution is the policy
+    else:
+        logp_old = score(graphdef, params, prompts_b, completions)
+    batch = Rollout(prompts_b, completions, mask, logp_old, None, adv, rewards)
+    return batch, metrics
 
-    def rollout(params: PyTree, key: Array):
-        k_prompt, k_sample, k_select = jax.random.split(key, 3)
-        prompts, meta = task.train_prompts(k_prompt, n_prompts)
-        prompts = _repeat(prompts, g)
-        meta = _repeat(meta, g)
-        out = sample(graphdef, params, prompts, k_sample, sampling)
-        mask = out.completion_mask.astype(jnp.float32)
-        rewards, components = task.reward(out.completion, out.completion_mask, meta)
-        rewards = rewards.astype(jnp.float32)
-        lengths = jnp.sum(mask, axis=1)
-        if overlong_fn is not None:
-            rewards = rewards + overlong_fn(lengths)
-        metrics = {
-            "reward_mean": jnp.mean(rewards),
-            "reward_std": jnp.std(rewards),
-            "response_len": jnp.mean(lengths),
-            "gen_tokens": jnp.sum(lengths),
-        }
-        for name, value in components.items():
-            metrics[f"reward/{name}"] = jnp.mean(value.astype(jnp.float32))
-        grouped = rewards.reshape(n_prompts, g)
-        mixed = jnp.max(grouped, axis=1) > jnp.min(grouped, axis=1)  # [n_prompts]
-        metrics["mixed_group_frac"] = jnp.mean(mixed.astype(jnp.float32))
-        prompts_b, completions = prompts, out.completion
-        logp_sampled = out.logp
-        if rl.dynamic_sampling:
-            priority = mixed.astype(jnp.float32) + 0.5 * jax.random.uniform(k_select, (n_prompts,))
-            _, keep = jax.lax.top_k(priority, p)  # [p] group indices, mixed groups first
-            rows = (keep[:, None] * g + jnp.arange(g)[None, :]).reshape(-1)  # [p*g]
-            prompts_b, completions = prompts_b[rows], completions[rows]
-            logp_sampled, rewards = logp_sampled[rows], rewards[rows]
-            keep_mixed = mixed[keep]
-            mask = mask[rows] * jnp.repeat(keep_mixed, g).astype(jnp.float32)[:, None]
-            metrics["masked_group_frac"] = 1.0 - jnp.mean(keep_mixed.astype(jnp.float32))
-        adv, adv_aux = compute_advantages(rewards, g, adv_cfg)
-        for name in ("zero_variance_frac", "adv_std", "adv_abs_max"):
-            metrics[name] = adv_aux[name]
-        if policy_logp:
-            logp_old = logp_sampled
-        else:
-            logp_old = score(graphdef, params, prompts_b, completions)
-        batch = Rollout(prompts_b, completions, mask, logp_old, None, adv, rewards)
-        return batch, metrics
 
-    return jax.jit(rollout)
+def make_rollout(
+    graphdef: Any,
+    task: Any,
+    rl: RLConfig,
+    sampling: SamplingConfig,
+    adv_cfg: AdvantageConfig,
+) -> Callable[[PyTree, Array], tuple[Rollout, dict[str, Array]]]:
+    """A jit'd ``rollout(params, key) -> (Rollout, metrics)`` (module doc); ``logp_ref`` is None.
+
+    Metrics: ``reward_mean``/``reward_std`` (over all sampled completions, after shaping),
+    ``reward/<component>`` means, ``response_len``, ``gen_tokens`` (completion tokens sampled,
+    EOS included), ``mixed_group_frac``, ``masked_group_frac`` (dynamic sampling) and the
+    advantage statistics of ``compute_advantages``.
+    """
+    return functools.partial(
+        _rollout, graphdef=graphdef, task=task, rl=rl, sampling=sampling, adv_cfg=adv_cfg
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score_reference(
+    ref_params: PyTree, batch: Rollout, *, graphdef: Any
+) -> tuple[Rollout, dict[str, Array]]:
+    logp_ref = score(graphdef, ref_params, batch.prompts, batch.completions)
+    kl = kl_divergence(batch.logp_old, logp_ref, "k3")
+    return batch._replace(logp_ref=logp_ref), {"kl_ref": _masked_mean(kl, batch.mask)}
 
 
 def make_reference_scorer(
@@ -163,62 +198,58 @@ def make_reference_scorer(
     ``kl_ref`` is the k3 estimate of KL(pi_old || pi_ref) per completion token (non-negative,
     unbiased for on-policy samples; arXiv 2402.03300 eq. 4), masked mean over the batch.
     """
-
-    def f(ref_params: PyTree, batch: Rollout):
-        logp_ref = score(graphdef, ref_params, batch.prompts, batch.completions)
-        kl = kl_divergence(batch.logp_old, logp_ref, "k3")
-        return batch._replace(logp_ref=logp_ref), {"kl_ref": _masked_mean(kl, batch.mask)}
-
-    return jax.jit(f)
+    return functools.partial(_score_reference, graphdef=graphdef)
 
 
-def make_update(
+def _micro_terms(params: PyTree, micro: Rollout, graphdef, spec, obj_cfg):
+    def loss_sum_fn(prm):
+        logp, ent = score_with_entropy(graphdef, prm, micro.prompts, micro.completions)
+        pb = PolicyBatch(
+            logp=logp,
+            logp_old=micro.logp_old,
+            mask=micro.mask,
+            advantages=micro.advantages,
+            logp_ref=micro.logp_ref,
+            rewards=micro.rewards,
+        )
+        loss_sum, denom, aux = spec.loss(pb, obj_cfg)
+        aux = dict(aux)
+        aux["entropy"] = _masked_mean(jax.lax.stop_gradient(ent), micro.mask)
+        return loss_sum, (jax.lax.stop_gradient(denom), aux)
+
+    (loss_sum, (denom, aux)), grads = jax.value_and_grad(loss_sum_fn, has_aux=True)(params)
+    return grads, loss_sum, denom, aux
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "spec", "obj_cfg", "rl", "total_updates"),
+    donate_argnums=0,
+)
+def _update(
+    state: TrainState,
+    batch: Rollout,
+    *,
     graphdef: Any,
     spec: ObjectiveSpec,
     obj_cfg: Any,
-    tx: optax.GradientTransformation,
     rl: RLConfig,
-) -> Callable[[TrainState, Rollout], tuple[TrainState, dict[str, Array]]]:
-    """A jit'd ``update(state, batch) -> (state, metrics)``: ``epochs x minibatches`` steps.
-
-    Metrics are means over the optimizer steps: ``loss``, ``grad_norm`` (before clipping),
-    ``entropy`` (per-token, nats), every ``aux`` scalar of the objective; plus ``grad_norm_max``
-    and ``loss_first``/``loss_last`` (first and last optimizer step). The state is donated; its
-    key is split once per call (for the minibatch permutations).
-    """
+    total_updates: int,
+) -> tuple[TrainState, dict[str, Array]]:
+    tx = make_optimizer(rl.optim, total_updates)
     b = rl.prompts_per_step * rl.group_size
-    n_mb = rl.minibatches
+    n_mb, n_micro = rl.minibatches, rl.micro_batches
     mb = b // n_mb
-    n_micro = rl.micro_batches
-
-    def micro_terms(params: PyTree, micro: Rollout):
-        def loss_sum_fn(prm):
-            logp, ent = score_with_entropy(graphdef, prm, micro.prompts, micro.completions)
-            pb = PolicyBatch(
-                logp=logp,
-                logp_old=micro.logp_old,
-                mask=micro.mask,
-                advantages=micro.advantages,
-                logp_ref=micro.logp_ref,
-                rewards=micro.rewards,
-            )
-            loss_sum, denom, aux = spec.loss(pb, obj_cfg)
-            aux = dict(aux)
-            aux["entropy"] = _masked_mean(jax.lax.stop_gradient(ent), micro.mask)
-            return loss_sum, (jax.lax.stop_gradient(denom), aux)
-
-        (loss_sum, (denom, aux)), grads = jax.value_and_grad(loss_sum_fn, has_aux=True)(params)
-        return grads, loss_sum, denom, aux
 
     def minibatch_grads(params: PyTree, mbatch: Rollout):
         if n_micro == 1:
-            grads, loss_sum, denom, aux = micro_terms(params, mbatch)
+            grads, loss_sum, denom, aux = _micro_terms(params, mbatch, graphdef, spec, obj_cfg)
         else:
             chunks = jax.tree.map(lambda x: x.reshape(n_micro, mb // n_micro, *x.shape[1:]), mbatch)
 
             def body(carry, micro):
                 g_acc, s_acc, d_acc = carry
-                g, s, d, aux = micro_terms(params, micro)
+                g, s, d, aux = _micro_terms(params, micro, graphdef, spec, obj_cfg)
                 return (jax.tree.map(jnp.add, g_acc, g), s_acc + s, d_acc + d), aux
 
             zeros = jax.tree.map(jnp.zeros_like, params)
@@ -230,32 +261,59 @@ def make_update(
         grads = jax.tree.map(lambda x: x / denom, grads)
         return grads, loss_sum / denom, aux
 
-    def update(state: TrainState, batch: Rollout):
-        key, k_perm = jax.random.split(state.key)
-        perms = jax.vmap(lambda k: jax.random.permutation(k, b))(
-            jax.random.split(k_perm, rl.epochs)
-        ).reshape(rl.epochs * n_mb, mb)
+    key, k_perm = jax.random.split(state.key)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, b))(
+        jax.random.split(k_perm, rl.epochs)
+    ).reshape(rl.epochs * n_mb, mb)
 
-        def body(carry, idx):
-            params, opt_state = carry
-            mbatch = jax.tree.map(lambda x: x[idx], batch)
-            grads, loss, aux = minibatch_grads(params, mbatch)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            metrics = dict(aux)
-            metrics["loss"] = loss
-            metrics["grad_norm"] = optax.global_norm(grads)
-            return (params, opt_state), metrics
+    def body(carry, idx):
+        params, opt_state = carry
+        mbatch = jax.tree.map(lambda x: x[idx], batch)
+        grads, loss, aux = minibatch_grads(params, mbatch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = dict(aux)
+        metrics["loss"] = loss
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return (params, opt_state), metrics
 
-        (params, opt_state), per_step = jax.lax.scan(body, (state.params, state.opt_state), perms)
-        metrics = {k: jnp.mean(v) for k, v in per_step.items()}
-        metrics["grad_norm_max"] = jnp.max(per_step["grad_norm"])
-        metrics["loss_first"] = per_step["loss"][0]
-        metrics["loss_last"] = per_step["loss"][-1]
-        new_state = TrainState(params, opt_state, state.step + 1, key)
-        return new_state, metrics
+    (params, opt_state), per_step = jax.lax.scan(body, (state.params, state.opt_state), perms)
+    metrics = {k: jnp.mean(v) for k, v in per_step.items()}
+    metrics["grad_norm_max"] = jnp.max(per_step["grad_norm"])
+    metrics["loss_first"] = per_step["loss"][0]
+    metrics["loss_last"] = per_step["loss"][-1]
+    return TrainState(params, opt_state, state.step + 1, key), metrics
 
-    return jax.jit(update, donate_argnums=0)
+
+def rl_total_updates(rl: RLConfig) -> int:
+    """Optimizer updates of an RL phase (the length of the learning-rate schedule)."""
+    return max(rl.steps * rl.epochs * rl.minibatches, 1)
+
+
+def rl_optimizer(rl: RLConfig) -> optax.GradientTransformation:
+    """The optimizer :func:`make_update` uses (to build the initial ``TrainState``)."""
+    return make_optimizer(rl.optim, rl_total_updates(rl))
+
+
+def make_update(
+    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, rl: RLConfig
+) -> Callable[[TrainState, Rollout], tuple[TrainState, dict[str, Array]]]:
+    """A jit'd ``update(state, batch) -> (state, metrics)``: ``epochs x minibatches`` steps.
+
+    The optimizer is ``rl_optimizer(rl)`` (build the state with it). Metrics are means over the
+    optimizer steps: ``loss``, ``grad_norm`` (before clipping), ``entropy`` (per token, nats),
+    every ``aux`` scalar of the objective; plus ``grad_norm_max`` and ``loss_first`` /
+    ``loss_last`` (first and last optimizer step). The state is donated; its key is split once
+    per call (for the minibatch permutations).
+    """
+    return functools.partial(
+        _update,
+        graphdef=graphdef,
+        spec=spec,
+        obj_cfg=obj_cfg,
+        rl=rl,
+        total_updates=rl_total_updates(rl),
+    )
 
 
 def make_rl_step_fn(
@@ -264,7 +322,6 @@ def make_rl_step_fn(
     spec: ObjectiveSpec,
     obj_cfg: Any,
     rl: RLConfig,
-    tx: optax.GradientTransformation,
     reference: PyTree,
     data_key: Array,
     *,
@@ -277,27 +334,22 @@ def make_rl_step_fn(
     ``state.key``, so a resumed run replays the same steps. The reference is scored every step
     when the objective has a KL term (``obj_cfg.beta > 0``) and every ``kl_every`` steps for the
     ``kl_ref`` metric otherwise. ``nan_at_step`` (a test hook) multiplies the advantages of that
-    step by NaN. Timings: ``rollout_time``, ``update_time`` (seconds) and ``tokens_per_s``
-    (completion tokens sampled per second of the whole step).
+    step by NaN. Timings: ``rollout_time``, ``update_time`` (seconds), ``tokens_per_s`` (completion
+    tokens sampled per second of the whole step), ``sample_tokens_per_s`` (the same per second of
+    rollout) and ``update_tokens_per_s`` (sequence tokens through forward + backward per second
+    of update: B x (prompt + N) x epochs).
     """
     # Only the PPO-clip family has a KL term; the other objectives' configs have no beta.
     needs_ref = float(getattr(obj_cfg, "beta", 0.0)) > 0.0
-    sampling = SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        temperature=rl.temperature,
-        top_k=rl.top_k,
-        top_p=rl.top_p,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
-    )
     adv_cfg = AdvantageConfig(estimator=rl.advantage or spec.advantage)
-    overlong_fn = None
-    if rl.overlong_buffer > 0:
-        n, buf, factor = task.max_new_tokens, rl.overlong_buffer, rl.overlong_factor
-        overlong_fn = lambda lengths: factor * soft_overlong_penalty(lengths, n, buf)
-    rollout = make_rollout(graphdef, task, spec, rl, sampling, adv_cfg, overlong_fn)
+    rollout = make_rollout(graphdef, task, rl, rollout_sampling_config(task, rl), adv_cfg)
     ref_scorer = make_reference_scorer(graphdef)
-    update = make_update(graphdef, spec, obj_cfg, tx, rl)
+    update = make_update(graphdef, spec, obj_cfg, rl)
+    # Tokens through the update's forward+backward passes: B sequences x (prompt + completion)
+    # x epochs (padding included: it is computed).
+    update_tokens = (
+        rl.prompts_per_step * rl.group_size * (task.prompt_len + task.max_new_tokens) * rl.epochs
+    )
 
     def fn(state: TrainState, i: int):
         t0 = time.perf_counter()
@@ -317,6 +369,8 @@ def make_rl_step_fn(
         host["rollout_time"] = t1 - t0
         host["update_time"] = t2 - t1
         host["tokens_per_s"] = host["gen_tokens"] / max(t2 - t0, 1e-9)
+        host["sample_tokens_per_s"] = host["gen_tokens"] / max(t1 - t0, 1e-9)
+        host["update_tokens_per_s"] = update_tokens / max(t2 - t1, 1e-9)
         return state, host
 
     return fn

@@ -1,6 +1,6 @@
 """Supervised warm start: one jit'd step of next-token cross-entropy.
 
-    step = make_sft_step(graphdef, tx)
+    step = make_sft_step(graphdef, optim_cfg, total_steps)
     state, metrics = step(state, tokens, loss_mask)
 
 Loss ``L = -(1/|M|) sum_{(b,i) in M} log pi(x_{b,i} | x_{b,<i})`` over the task's loss mask
@@ -10,6 +10,7 @@ Loss ``L = -(1/|M|) sum_{(b,i) in M} log pi(x_{b,i} | x_{b,<i})`` over the task'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,9 @@ import jax.numpy as jnp
 import optax
 
 from core.models.policy import apply
+from core.training.config import OptimConfig, SFTConfig
 from core.training.metrics import to_host
-from core.training.state import TrainState
+from core.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 
@@ -46,47 +48,67 @@ def sequence_nll(
     return -jnp.sum(picked * mask), jnp.sum(mask), jnp.sum(correct * mask)
 
 
-def make_sft_step(
-    graphdef: Any, tx: optax.GradientTransformation
-) -> Callable[[TrainState, Array, Array], tuple[TrainState, dict[str, Array]]]:
-    """A jit'd ``step(state, tokens[B,L], loss_mask[B,L]) -> (state, metrics)``.
+@functools.partial(jax.jit, static_argnames=("graphdef", "optim", "total_steps"), donate_argnums=0)
+def _sft_step(
+    state: TrainState,
+    tokens: Array,
+    loss_mask: Array,
+    *,
+    graphdef: Any,
+    optim: OptimConfig,
+    total_steps: int,
+) -> tuple[TrainState, dict[str, Array]]:
+    tx = make_optimizer(optim, total_steps)
 
-    Metrics: ``loss`` (mean NLL), ``token_acc`` (teacher-forced argmax accuracy on masked
-    tokens), ``grad_norm`` (before clipping). ``state.key`` is not consumed (the data comes in).
-    The state is donated.
-    """
-
-    def loss_fn(params, tokens, loss_mask):
+    def loss_fn(params):
         nll, n, correct = sequence_nll(graphdef, params, tokens, loss_mask)
         n = jnp.maximum(n, 1.0)
         return nll / n, correct / n
 
-    def step(state: TrainState, tokens: Array, loss_mask: Array):
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, tokens, loss_mask
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "token_acc": acc, "grad_norm": optax.global_norm(grads)}
-        return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
+    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "token_acc": acc, "grad_norm": optax.tree.norm(grads)}
+    return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
 
-    return jax.jit(step, donate_argnums=0)
+
+def make_sft_step(
+    graphdef: Any, optim: OptimConfig, total_steps: int
+) -> Callable[[TrainState, Array, Array], tuple[TrainState, dict[str, Array]]]:
+    """A jit'd ``step(state, tokens[B,L], loss_mask[B,L]) -> (state, metrics)``.
+
+    The optimizer is ``make_optimizer(optim, total_steps)`` (build the state with it). Metrics:
+    ``loss`` (mean NLL), ``token_acc`` (teacher-forced argmax accuracy on masked tokens),
+    ``grad_norm`` (before clipping). ``state.key`` is not consumed (the data comes in). The
+    state is donated. Equal arguments share one compilation.
+    """
+    return functools.partial(_sft_step, graphdef=graphdef, optim=optim, total_steps=total_steps)
+
+
+@functools.partial(jax.jit, static_argnames=("task", "n"))
+def _sft_batch(key: Array, *, task: Any, n: int) -> tuple[Array, Array]:
+    return task.sft_batch(key, n)
 
 
 def make_sft_step_fn(
-    graphdef: Any, task: Any, batch_size: int, tx: optax.GradientTransformation, data_key: Array
+    graphdef: Any, task: Any, cfg: SFTConfig, data_key: Array
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
     """Host step ``fn(state, i) -> (state, host metrics)`` for :func:`core.training.loop.run_phase`.
 
-    Step ``i`` trains on ``task.sft_batch(fold_in(data_key, i), batch_size)``, so the data
-    depends only on the step index (resuming replays the same batches).
+    Step ``i`` trains on ``task.sft_batch(fold_in(data_key, i), cfg.batch_size)``, so the data
+    depends only on the step index (resuming replays the same batches). The state must be built
+    with ``sft_optimizer(cfg)``.
     """
-    step = make_sft_step(graphdef, tx)
-    batch_fn = jax.jit(lambda key: task.sft_batch(key, batch_size))
+    step = make_sft_step(graphdef, cfg.optim, max(cfg.steps, 1))
 
     def fn(state: TrainState, i: int):
-        tokens, loss_mask = batch_fn(jax.random.fold_in(data_key, i))
+        tokens, loss_mask = _sft_batch(jax.random.fold_in(data_key, i), task=task, n=cfg.batch_size)
         state, metrics = step(state, tokens, loss_mask)
         return state, to_host(metrics)
 
     return fn
+
+
+def sft_optimizer(cfg: SFTConfig) -> optax.GradientTransformation:
+    """The warm start's optimizer (to build the initial ``TrainState``)."""
+    return make_optimizer(cfg.optim, max(cfg.steps, 1))

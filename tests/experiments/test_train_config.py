@@ -1,0 +1,114 @@
+"""The Hydra schema of the main job: every option composes and builds; bad keys, types and
+values fail at load naming the field."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from core.objectives import get_objective, list_objectives
+from experiments.config import ConfigError, build_config, register_configs
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CONF = os.path.join(ROOT, "conf")
+
+
+@pytest.fixture(scope="module")
+def load():
+    register_configs()
+
+    def _load(*overrides):
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _load
+
+
+def test_defaults_are_the_calibrated_run(load):
+    exp = build_config(load())
+    assert exp.algo.name == "grpo" and exp.task.name == "addition"
+    assert (exp.model.d_model, exp.model.n_layers, exp.model.n_heads, exp.model.d_ff) == (
+        128,
+        2,
+        4,
+        512,
+    )
+    assert exp.model.vocab_size == 20
+    rl = exp.trainer.rl
+    assert (rl.prompts_per_step, rl.group_size, rl.epochs, rl.minibatches) == (32, 8, 2, 1)
+    assert (exp.trainer.sft.steps, exp.trainer.sft.batch_size, rl.steps) == (600, 128, 600)
+    assert rl.optim.lr == 1e-4 and exp.trainer.sft.optim.lr == 1e-3
+
+
+def test_every_objective_has_an_algo_option(load):
+    files = {f[:-5] for f in os.listdir(os.path.join(CONF, "algo")) if f.endswith(".yaml")}
+    assert set(list_objectives()) <= files
+    for name in sorted(files):
+        exp = build_config(load(f"algo={name}"))
+        spec = get_objective(name)
+        assert exp.algo.name == name
+        assert exp.algo.config == spec.default_config  # defaults come from the registry
+
+
+@pytest.mark.parametrize("task", ["addition", "mult_mod", "many_answers", "multi_reward"])
+def test_every_task_option_builds(load, task):
+    exp = build_config(load(f"task={task}"))
+    assert exp.task.name == task
+
+
+def test_overrides_are_typed_and_validated(load):
+    exp = build_config(load("algo=dapo", "algo.eps_high=0.3", "trainer.rl.dynamic_sampling=true"))
+    assert exp.algo.config.eps_high == 0.3 and exp.trainer.rl.dynamic_sampling
+    with pytest.raises(ConfigCompositionException) as e:
+        load("trainer.rl.stepz=3")
+    assert "trainer.rl.stepz" in str(e.value)
+    with pytest.raises(ConfigCompositionException) as e:
+        load("trainer.rl.steps=abc")
+    assert "trainer.rl.steps" in str(e.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["trainer.rl.minibatches=3"], "trainer.rl.minibatches"),
+        (["trainer.sft.optim.lr=-1"], "trainer.sft.optim.lr"),
+        (["algo=dapo", "algo.eps_high=-0.1"], "algo.eps_high"),
+        (["algo=grpo", "algo.kl_estimator=k9"], "algo.kl_estimator"),
+        (["+algo.not_a_field=1"], "algo.not_a_field"),
+        (["model.max_seq_len=4"], "model.max_seq_len"),
+        (["task.n_digits=7"], "task.n_digits"),
+        (
+            ["algo=dpo", "task=many_answers", "trainer.preference.source=dataset"],
+            "trainer.preference.source",
+        ),
+    ],
+)
+def test_bad_value_fails_naming_the_field(load, overrides, field):
+    with pytest.raises(ConfigError) as e:
+        build_config(load(*overrides))
+    assert str(e.value).startswith(field)
+
+
+def test_cli_rejects_bad_value_before_compute(tmp_path):
+    """`python -m experiments.train` exits 2 naming the field, and writes no run artefacts."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "trainer.rl.minibatches=3",
+            f"run_dir={run_dir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "trainer.rl.minibatches" in proc.stderr
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
