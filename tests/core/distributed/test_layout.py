@@ -1,11 +1,12 @@
-"""``Layout``: kind-based shardings and ``Layout.jit``, checked on the trainer's own SFT step
-(``core.training.sft``) and train state."""
+"""``Layout``: kind-based shardings and ``Layout.jit``, checked on a supervised step built from
+the trainer's loss (``core.training.sft.sequence_nll``), optimizer and train state."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -19,7 +20,7 @@ from core.distributed import (
 )
 from core.models import make_policy, preset_config
 from core.training.config import OptimConfig
-from core.training.sft import make_sft_step
+from core.training.sft import sequence_nll
 from core.training.state import TrainState, make_optimizer
 
 
@@ -71,9 +72,19 @@ def test_without_layout_it_is_plain_jit():
 
 def _run_sft(layout, setup):
     graphdef, params, tx, tokens, mask = setup
-    # The trainer's step function, compiled by the layout instead of its own jax.jit.
+
+    def sft_step(state: TrainState, tokens, loss_mask):
+        def loss_fn(p):
+            nll, n, _ = sequence_nll(graphdef, p, tokens, loss_mask)
+            return nll / jnp.maximum(n, 1.0)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1, state.key), {"loss": loss}
+
     step = layout.jit(
-        make_sft_step(graphdef, tx).__wrapped__,
+        sft_step,
         in_kinds=("model", "batch", "batch"),
         out_kinds=("model", "replicated"),
         donate_argnums=(0,),
