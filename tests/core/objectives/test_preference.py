@@ -153,3 +153,24 @@ def test_empty_pairs_are_skipped(x64):
     s1, d1, _ = spec.loss(b, spec.default_config)
     s2, d2, _ = spec.loss(pad, spec.default_config)
     assert float(s1) == float(s2) and float(d1) == float(d2) == 2
+
+
+def test_dpo_swap_and_shift_properties(x64):
+    """Swapping chosen/rejected maps h → −h; adding the same constant to ℓ_θ(y_w) and ℓ_θ(y_l)
+    changes nothing."""
+    spec = get_objective("dpo")
+    b = _tiny()
+    swapped = PreferenceBatch(
+        b.logp_rejected, b.logp_chosen, b.ref_rejected, b.ref_chosen, b.mask_rejected, b.mask_chosen
+    )
+    _, _, a1 = spec.loss(b, spec.default_config)
+    s2, _, a2 = spec.loss(swapped, spec.default_config)
+    assert float(a2["reward_margin"]) == pytest.approx(-float(a1["reward_margin"]), rel=1e-12)
+    h = 0.1 * np.array([1.5, 0.5])
+    assert float(s2) == pytest.approx(np.sum(np.log1p(np.exp(h))), rel=1e-12)
+    shifted = b._replace(
+        logp_chosen=b.logp_chosen.at[:, 0].add(0.7), logp_rejected=b.logp_rejected.at[:, 0].add(0.7)
+    )
+    assert float(spec.loss(shifted, spec.default_config)[0]) == pytest.approx(
+        float(spec.loss(b, spec.default_config)[0]), rel=1e-12
+    )
