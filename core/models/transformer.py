@@ -265,7 +265,8 @@ class Attention(nnx.Module):
             # One query per row (a decode step): a broadcast multiply + reduction over the
             # head dimension fuses into one loop; XLA:CPU runs the equivalent batched
             # matrix-vector dot (B·H tiny products) several times slower.
-            scores = jnp.sum((q * keys).astype(jnp.float32), axis=-1) * scale  # [B, T, H]
+            prod = q.astype(jnp.float32) * keys.astype(jnp.float32)
+            scores = jnp.sum(prod, axis=-1) * scale  # [B, T, H]
             scores = jnp.where(allowed[0][None, :, None], scores, jnp.finfo(jnp.float32).min)
             probs = jax.nn.softmax(scores, axis=1).astype(self.dtype)
             ctx = jnp.sum(probs[..., None] * values, axis=1, keepdims=True)  # [B, 1, H, Dh]

@@ -84,6 +84,15 @@ def test_mult_mod_reward():
     assert T.decode_batch(prompts)[2] == "05*03%97="
     c, m = completions(["16$", "166", "15$", "1$"], task.max_new_tokens)  # 37*45 = 1665 = 17*97+16
     np.testing.assert_array_equal(np.asarray(task.reward(c, m, meta)[0]), [1, 0, 1, 1])
+    # Warm-start labels are the exact answers (no flawed teacher for mult_mod).
+    tokens, loss_mask = task.sft_batch(jax.random.key(0), 64)
+    p = task.prompt_len
+    a = np.asarray(tokens[:, 0:2] - T.digit0_id) @ [10, 1]
+    b = np.asarray(tokens[:, 3:5] - T.digit0_id) @ [10, 1]
+    _, meta = task.prompts_for(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(
+        np.asarray(task.reward(tokens[:, p:], loss_mask[:, p:], meta)[0]), 1
+    )
 
 
 @pytest.mark.parametrize("name", ["addition", "mult_mod"])
