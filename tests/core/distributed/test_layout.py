@@ -112,3 +112,23 @@ def test_trainer_sft_step_sharded_matches_one_device(setup):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     assert tree_specs(state) == jax.tree.map(lambda s: s.spec, layout.model(state))
     assert int(state.step) == 3
+
+
+def test_scoring_sharded_matches_one_device(setup):
+    """Teacher-forced per-token log-probs (``core.sampling.score``), rows split on 2x2x2."""
+    from core.sampling import score
+
+    graphdef, params, _, tokens, _ = setup
+    prompts, completions = tokens[0][:, :5], tokens[0][:, 5:]
+
+    def run(layout):
+        f = layout.jit(
+            lambda p, pr, c: score(graphdef, p, pr, c), ("model", "batch", "batch"), "batch"
+        )
+        return f(layout.place(params), prompts, completions)
+
+    ref = run(Layout(make_mesh(MeshConfig())))
+    out = run(Layout(make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))))
+    assert out.sharding.spec == P(("data", "fsdp"), None)
+    assert out.shape == (8, 7)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
