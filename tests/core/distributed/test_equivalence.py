@@ -110,3 +110,20 @@ def test_checkpoint_restores_across_meshes(problem, results, tmp_path):
         data=2, fsdp=2, tensor=2
     )
     assert max_abs_diff(jax.device_get(restored), jax.device_get(src.state)) == 0.0
+
+
+def test_trainer_checkpointer_resumes_on_another_mesh(problem, results, tmp_path):
+    """``core.training.checkpoint.Checkpointer`` restores into the live state's shardings, so
+    resuming with a different ``mesh=`` reshards (8x1x1 -> 1x1x8 here)."""
+    from core.training.checkpoint import Checkpointer
+
+    src = _result(results, problem, "8x1x1")
+    dst = _result(results, problem, "1x1x8")
+    ckpt = Checkpointer(str(tmp_path / "ckpt"), keep=1)
+    ckpt.save(7, src.state, src.state.params, {"phase": "rl", "step": 7})
+    state, reference, meta = ckpt.restore(7, dst.state, dst.state.params)
+    ckpt.close()
+    assert meta["step"] == 7
+    assert tree_specs(state) == tree_specs(dst.state)
+    assert tree_specs(reference) == tree_specs(dst.state.params)
+    assert max_abs_diff(jax.device_get(state), jax.device_get(src.state)) == 0.0
