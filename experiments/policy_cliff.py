@@ -581,6 +581,11 @@ def main(cfg: DictConfig) -> None:
         print(f"invalid config: {e}", file=sys.stderr)
         sys.exit(2)
     out_dir = _job_dir()
+    ws = _warm_start_dir()
+    if ws is not None:
+        # Jobs of a multirun share compiled programs that are identical (evaluation, and
+        # training when only data such as δ differs) through JAX's persistent cache.
+        jax.config.update("jax_compilation_cache_dir", str(ws.parent / ".jax_cache"))
     result = run_replay(job, out_dir) if job.sweep.mode == "replay" else run_sweep(job, out_dir)
     s = result["summary"]
     print(format_rows(result["rows"]))

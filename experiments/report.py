@@ -44,6 +44,7 @@ TABLE_METRICS: Final = (
     ("tv_exact", "TV exact"),
     ("kl_exact", "KL exact"),
     ("tv_sampled", "TV sampled"),
+    ("tv_train", "TV train"),
     ("reward_delta", "Δreward"),
     ("sens_tv", "TV/ε"),
 )
@@ -351,8 +352,9 @@ Source: `{root}` ({len({r["job"] for r in rows})} jobs, {len(rows)} runs; summed
 under the reward `r + ε·δ`; distances compare the final policy at ε with the ε = 0 run of the
 same seed, on held-out prompts, at the sequence level (TV = ½ Σ_y |π_ε(y) − π_0(y)|, KL =
 KL(π_ε ‖ π_0), averaged over prompts). "exact" enumerates every well-formed completion (the
-rest is one lumped outcome); "sampled" estimates the same TV from completions of π_ε scored
-under both policies. Cells: mean ± 95% Student-t half-width over seeds. "seed floor TV" is the
+rest is one lumped outcome); "sampled" estimates the full-sequence TV from completions of π_ε
+scored under both policies; "TV train" is the exact TV on the training prompts, where δ acts.
+Cells: mean ± 95% Student-t half-width over seeds. "seed floor TV" is the
 mean TV between different seeds at ε = 0 (run-to-run noise of training itself).
 
 ## Distances

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -275,3 +279,34 @@ def test_replay_reproduces_the_recorded_run(tiny, tmp_path):
     assert not (tmp_path / "b" / "rollouts.npz").exists()
     for a, b in zip(jax.tree.leaves(rep2["params"][name]), jax.tree.leaves(rep["params"][name])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_two_job_multirun_end_to_end(tmp_path):
+    """`-m` with two jobs: each writes its rows; the callback writes the CSV, plots, report."""
+    sweep_dir = tmp_path / "mr"
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.policy_cliff",
+        "-m",
+        "sweep.perturbation=ties,random",
+        *[o for o in TINY if not o.startswith(("sweep.perturbation", "sweep.n_eval_samples"))],
+        "sweep.n_eval_samples=8",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(CONF.parent)}
+    env["XLA_FLAGS"] = ""  # one CPU device, as a user's run
+    proc = subprocess.run(
+        cmd, cwd=CONF.parent, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"[report] {sweep_dir / 'report.md'}" in proc.stdout
+    for job in ("0", "1"):
+        assert (sweep_dir / job / "results.jsonl").read_text().count("\n") == 4
+    with (sweep_dir / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and {r["perturbation"] for r in rows} == {"ties", "random"}
+    assert (sweep_dir / "distance_vs_eps.png").stat().st_size > 1000
+    # The second job reused the first job's warm start.
+    summaries = [json.loads((sweep_dir / j / "summary.json").read_text()) for j in ("0", "1")]
+    assert [s["warm_start_cached"] for s in summaries] == [False, True]
