@@ -237,12 +237,15 @@ class Attention(nnx.Module):
         positions: Array,
         cache_kv: tuple[Array, Array] | None,
         index: Array,
+        last_only: bool = False,
     ) -> tuple[Array, tuple[Array, Array] | None]:
+        """Attention output ``[B, S, d]`` (``[B, 1, d]`` for the last query if ``last_only``)."""
         qkv = jnp.einsum("bsd,dthk->bsthk", x, self.qkv[...].astype(self.dtype))
-        q = rope(qkv[:, :, 0], positions, self.theta)
         k = rope(qkv[:, :, 1], positions, self.theta)
         v = qkv[:, :, 2]
         s = x.shape[1]
+        first_query = s - 1 if last_only else 0
+        q = rope(qkv[:, first_query:, 0], positions[:, first_query:], self.theta)
         if cache_kv is None:
             keys, values, new_kv = k, v, None
             start = jnp.zeros((), jnp.int32)
@@ -258,10 +261,10 @@ class Attention(nnx.Module):
         t = keys.shape[1]
         # Query i of this chunk sits in slot start + i and may see slots j <= start + i; slots
         # beyond the written prefix are excluded by the same inequality.
-        q_slot = start + jnp.arange(s, dtype=jnp.int32)
+        q_slot = start + jnp.arange(first_query, s, dtype=jnp.int32)
         allowed = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
         scale = 1.0 / math.sqrt(q.shape[-1])
-        if s == 1:
+        if q.shape[1] == 1:
             # One query per row (a decode step): a broadcast multiply + reduction over the
             # head dimension fuses into one loop; XLA:CPU runs the equivalent batched
             # matrix-vector dot (B·H tiny products) several times slower.
@@ -306,9 +309,9 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps, pdt)
         self.mlp = SwiGLU(cfg, init)
 
-    def __call__(self, h, positions, cache_kv, index):
-        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index)
-        h = h + a
+    def __call__(self, h, positions, cache_kv, index, last_only: bool = False):
+        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index, last_only)
+        h = (h[:, -1:] if last_only else h) + a
         h = h + self.mlp(self.mlp_norm(h))
         return h, new_kv
 
@@ -346,8 +349,22 @@ class Transformer(nnx.Module):
         """An empty ``KVCache`` for this model (see ``init_kv_cache``)."""
         return init_kv_cache(self.config, batch, max_len, dtype)
 
+    def prefill(self, tokens: Array, positions: Array, cache: KVCache) -> tuple[Array, KVCache]:
+        """Fill the cache with a prompt and return only the last position's logits ``[B, 1, V]``.
+
+        Same cache and same last-position logits as ``__call__``, but the last block runs its
+        attention output, residual and feed-forward for the final position only (the earlier
+        positions' outputs of that block feed nothing): about a third less work for short
+        prompts on the 2-layer model. The sampler uses it when a model provides it.
+        """
+        return self(tokens, positions, cache, last_only=True)
+
     def __call__(
-        self, tokens: Array, positions: Array, cache: KVCache | None = None
+        self,
+        tokens: Array,
+        positions: Array,
+        cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> tuple[Array, KVCache | None]:
         """Logits of the next token at every position.
 
@@ -357,6 +374,7 @@ class Transformer(nnx.Module):
           cache: ``None`` for a plain causal forward pass over ``tokens``; or a ``KVCache``
             whose ``index`` slots are filled: the new keys are written at
             ``[index, index + S)`` and attention covers the cached prefix.
+          last_only: return logits for the last position only (``[B, 1, V]``); see ``prefill``.
         Returns:
           ``(logits [B, S, V] float32, new cache or None)``.
         """
@@ -368,9 +386,11 @@ class Transformer(nnx.Module):
         h = self.embed(tokens, dtype)
         index = jnp.zeros((), jnp.int32) if cache is None else cache.index
         new_k, new_v = [], []
+        n_layers = len(self.layers)
         for i, layer in enumerate(self.layers):
             layer_kv = None if cache is None else (cache.k[i], cache.v[i])
-            h, kv = layer(h, positions, layer_kv, index)
+            trim = last_only and i == n_layers - 1
+            h, kv = layer(h, positions, layer_kv, index, trim)
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])

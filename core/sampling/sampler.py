@@ -152,7 +152,9 @@ def sample_with_model(
     n = cfg.max_new_tokens
     cache = model.init_cache(n_prompts, p + n - 1)
     positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (n_prompts, p))
-    logits, cache = model(prompts, positions, cache)
+    # A model may offer ``prefill`` (same cache, last-position logits only, less work).
+    prefill = getattr(model, "prefill", model)
+    logits, cache = prefill(prompts, positions, cache)
     last = logits[:, -1]
     if cfg.group_size > 1:
         rep = lambda x: jnp.repeat(x, cfg.group_size, axis=0)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from core.models import (
     KVCache,
@@ -141,3 +142,21 @@ def test_shape_errors(policy):
     tokens, positions = _tokens(2, 4)
     with pytest.raises(ValueError, match=r"\[B, S\]"):
         apply(graphdef, params, tokens, positions[:, :3])
+
+
+def test_prefill_matches_full_forward_last_position(policy):
+    cfg, (graphdef, params) = policy
+    tokens, positions = _tokens(3, 6)
+
+    @jax.jit
+    def both(params):
+        model = nnx.merge(graphdef, params)
+        full, full_cache = model(tokens, positions, init_cache(cfg, 3, 8))
+        last, last_cache = model.prefill(tokens, positions, init_cache(cfg, 3, 8))
+        return full, full_cache, last, last_cache
+
+    full, full_cache, last, last_cache = both(params)
+    assert last.shape == (3, 1, V)
+    np.testing.assert_allclose(np.asarray(last[:, 0]), np.asarray(full[:, -1]), atol=1e-5)
+    for a, b in zip(jax.tree.leaves(full_cache), jax.tree.leaves(last_cache)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
