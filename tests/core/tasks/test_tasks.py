@@ -13,10 +13,12 @@ from core.tasks import (
     ManyAnswersConfig,
     ManyAnswersTask,
     MultiRewardConfig,
+    Task,
     enumerate_answers,
     get_task,
     list_tasks,
     make_task,
+    task_config_cls,
 )
 
 T = TOKENIZER
@@ -225,6 +227,10 @@ def test_multi_reward_components():
 
 def test_registry():
     assert set(list_tasks()) == {"addition", "mult_mod", "many_answers", "multi_reward"}
+    for name in list_tasks():
+        task = get_task(name)
+        assert isinstance(task, Task) and task.name == name
+        assert type(task.config) is task_config_cls(name)
     assert make_task(AdditionConfig(n_digits=1, n_eval=10)).prompt_len == 4
     assert make_task(MultiRewardConfig()).name == "multi_reward"
     assert get_task("addition") == get_task("addition") and hash(get_task("addition")) == hash(
