@@ -134,30 +134,27 @@ def test_eos_handling(policy, prompts):
     assert stopped > 0, "the test must see some early EOS"
 
 
+FILTERED = SamplingConfig(1, temperature=0.7, top_k=5, top_p=0.8, eos_id=NO_EOS)
+
+
 @pytest.fixture(scope="module")
 def many_one_step(policy):
-    """4096 copies of one prompt, one new token at temperature 1."""
+    """4096 copies of one prompt, one new token with temperature, top-k and top-p all active."""
     graphdef, params = policy
     prompt = jnp.tile(jnp.arange(2, 2 + P, dtype=jnp.int32)[None], (4096, 1))
-    out = sample(graphdef, params, prompt, jax.random.key(11), SamplingConfig(1, eos_id=NO_EOS))
-    return prompt, out
-
-
-def test_empirical_distribution_matches_policy(policy, many_one_step):
-    """One-step sampling frequencies follow softmax(filter(logits / T)) (top-k and top-p)."""
-    graphdef, params = policy
-    prompt, out_t1 = many_one_step
+    out = sample(graphdef, params, prompt, jax.random.key(11), FILTERED)
     logits, _ = apply(graphdef, params, prompt[:1], jnp.arange(P, dtype=jnp.int32)[None])
-    cfg_k = SamplingConfig(1, temperature=0.7, top_k=5, top_p=0.8, eos_id=NO_EOS)
-    out_k = sample(graphdef, params, prompt, jax.random.key(11), cfg_k)
-    for cfg, out in [(SamplingConfig(1, eos_id=NO_EOS), out_t1), (cfg_k, out_k)]:
-        freq = np.bincount(np.asarray(out.completion[:, 0]), minlength=V) / prompt.shape[0]
-        want = jax.nn.softmax(filter_logits(logits[:, -1] / cfg.temperature, cfg.top_k, cfg.top_p))
-        assert np.abs(freq - np.asarray(want[0])).max() < 0.03
-        if cfg.top_k:
-            # Only tokens the filters keep are ever drawn, and the filters do bite here.
-            support = np.asarray(want[0]) > 0
-            assert np.all(freq[~support] == 0) and 1 < support.sum() <= cfg.top_k
+    want = jax.nn.softmax(filter_logits(logits[:, -1] / FILTERED.temperature, 5, 0.8))[0]
+    return prompt, out, np.asarray(want)
+
+
+def test_empirical_distribution_matches_sampling_distribution(many_one_step):
+    """One-step frequencies follow softmax(filter(logits / T)); the filters bite here."""
+    prompt, out, want = many_one_step
+    freq = np.bincount(np.asarray(out.completion[:, 0]), minlength=V) / prompt.shape[0]
+    assert np.abs(freq - want).max() < 0.03
+    support = want > 0
+    assert np.all(freq[~support] == 0) and 1 < support.sum() <= FILTERED.top_k
 
 
 def test_filter_logits_top_k_top_p():
@@ -173,13 +170,13 @@ def test_filter_logits_top_k_top_p():
     np.testing.assert_array_equal(p71[0], [False, True, True, True, False])
 
 
-def test_single_new_token(policy, many_one_step, score_jit):
-    graphdef, params = policy
-    prompt, out = many_one_step
+def test_single_new_token_logp_is_sampling_log_prob(many_one_step):
+    _, out, want = many_one_step
     assert out.completion.shape == (4096, 1) and out.tokens.shape == (4096, P + 1)
     np.testing.assert_array_equal(np.asarray(out.completion_mask), 1)
-    want = score_jit(graphdef, params, prompt[:B], out.completion[:B])
-    np.testing.assert_allclose(np.asarray(out.logp[:B]), np.asarray(want), atol=1e-5)
+    # logp is the log-prob under the filtered, temperature-scaled distribution actually sampled.
+    tok = np.asarray(out.completion[:, 0])
+    np.testing.assert_allclose(np.asarray(out.logp[:, 0]), np.log(want[tok]), atol=1e-5)
 
 
 def test_group_size_matches_repeated_prompts(policy, prompts, score_jit):
