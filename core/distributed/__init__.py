@@ -12,6 +12,7 @@ from core.distributed.mesh import (
     batch_sharding,
     batch_shardings,
     batch_spec,
+    constrain_rows,
     make_mesh,
     replicated,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "batch_sharding",
     "batch_shardings",
     "batch_spec",
+    "constrain_rows",
     "describe",
     "detect_launch",
     "host_local_to_global",

@@ -13,7 +13,8 @@ function by *kind*:
 * ``"replicated"``: scalars, keys, metrics.
 
 ``layout.jit(fn, in_kinds, out_kinds, donate_argnums)`` compiles ``fn`` with the matching
-explicit ``in_shardings``/``out_shardings``; shardings are computed on the first call from the
+explicit ``in_shardings``/``out_shardings`` (traced under ``jax.set_mesh(mesh)``, so
+``constrain_rows`` inside ``fn`` takes effect); shardings are computed on the first call from the
 arguments' structure and shapes (and ``jax.eval_shape`` of the result), so a step function
 needs no sharding code of its own. With no layout, a trainer uses plain ``jax.jit``
 (``jit_maybe_sharded``); on a 1x1x1 mesh the programs are the same.
@@ -137,6 +138,12 @@ class Layout:
         def call(*args):
             if len(args) != len(in_kinds):
                 raise TypeError(f"expected {len(in_kinds)} positional arguments, got {len(args)}")
+            # Trace and run under the mesh so that ``constrain_rows`` (and bare
+            # PartitionSpec constraints) inside ``fn`` resolve against it.
+            with jax.set_mesh(self.mesh):
+                return _call(*args)
+
+        def _call(*args):
             leaves, treedef = jax.tree.flatten(args)
             key = (treedef, tuple((np.shape(x), _dtype(x)) for x in leaves))
             compiled = cache.get(key)

@@ -226,3 +226,22 @@ def batch_shardings(mesh: Mesh, tree):
         return batch_sharding(mesh, len(shape))
 
     return jax.tree.map(one, tree)
+
+
+def constrain_rows(x: jax.Array) -> jax.Array:
+    """Ask XLA to keep ``x``'s rows split over ``data`` x ``fsdp`` (a sharding constraint).
+
+    For activations inside a model, e.g. ``h = constrain_rows(h)`` at each block boundary.
+    Without it GSPMD may keep an activation's feature dimension split like the FSDP-sharded
+    weights and its rows split over ``data`` only, so FSDP devices would compute on the same
+    rows. A no-op when traced outside a mesh context (``Layout.jit`` compiles under
+    ``jax.set_mesh``), for rank-0 values, or when the rows do not divide evenly, so model code
+    may call it unconditionally.
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or not set(BATCH_AXES) <= set(mesh.axis_names) or np.ndim(x) == 0:
+        return x
+    ways = int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
+    if ways == 1 or x.shape[0] % ways:
+        return x
+    return jax.lax.with_sharding_constraint(x, batch_spec(np.ndim(x)))

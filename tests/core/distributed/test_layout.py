@@ -132,3 +132,20 @@ def test_scoring_sharded_matches_one_device(setup):
     assert out.sharding.spec == P(("data", "fsdp"), None)
     assert out.shape == (8, 7)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-6, atol=1e-6)
+
+
+def test_constrain_rows_is_a_no_op_without_a_mesh_and_splits_rows_with_one():
+    from core.distributed import constrain_rows
+
+    x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
+    out = jax.jit(lambda a: constrain_rows(a) + 1)(x)  # no mesh context: plain
+    np.testing.assert_array_equal(np.asarray(out), x + 1)
+    layout = Layout(make_mesh(MeshConfig(data=2, fsdp=2, tensor=2)))
+    # Replicated in, no output kind forcing rows: the constraint alone splits them 4 ways.
+    f = layout.jit(lambda a: constrain_rows(a) * 2, ("replicated",), "replicated")
+    np.testing.assert_array_equal(np.asarray(f(x)), 2 * x)
+    with jax.set_mesh(layout.mesh):
+        y = jax.jit(lambda a: constrain_rows(a) * 2)(x)
+        odd = jax.jit(lambda a: constrain_rows(a))(np.ones((6, 3), np.float32))
+    assert y.sharding.spec[0] == ("data", "fsdp")  # rows split over data x fsdp
+    assert odd.shape == (6, 3)  # 6 rows do not split 4 ways: left alone
