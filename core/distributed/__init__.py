@@ -4,7 +4,7 @@ A run changes scale by changing ``MeshConfig`` (``mesh=...`` on the command line
 code. See docs/scaling.md.
 """
 
-from core.distributed.layout import KINDS, Layout, jit_maybe_sharded
+from core.distributed.layout import KINDS, Layout, jit_maybe_sharded, sharded_partial
 from core.distributed.mesh import (
     AXES,
     BATCH_AXES,
@@ -76,6 +76,7 @@ __all__ = [
     "plan_shardings",
     "process_batch_slice",
     "replicated",
+    "sharded_partial",
     "spec_for",
     "to_shardings",
     "tree_specs",

@@ -23,6 +23,7 @@ needs no sharding code of its own. With no layout, a trainer uses plain ``jax.ji
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ class Layout:
 
     mesh: Mesh
     rules: str | tuple[Rule, ...] = "transformer"
+    _wrappers: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.rules, str) and self.rules not in PARTITION_RULES:
@@ -187,6 +189,44 @@ def jit_maybe_sharded(
     return layout.jit(fn, in_kinds, out_kinds, donate_argnums)
 
 
+def sharded_partial(
+    jitted: Callable[..., Any],
+    layout: Layout | None,
+    in_kinds: Sequence[str],
+    out_kinds: str | Sequence[str],
+    donate_argnums: Sequence[int] = (),
+    **static: Any,
+) -> Callable[..., Any]:
+    """Bind the static keyword arguments of a module-level ``jax.jit`` function, sharded.
+
+    For the trainer's pattern ``@partial(jax.jit, static_argnames=...) def _step(state, batch,
+    *, graphdef, cfg)`` + ``make_step(...) = partial(_step, graphdef=..., cfg=...)``:
+
+    * ``layout is None``: exactly ``functools.partial(jitted, **static)`` (unchanged).
+    * otherwise: ``layout.jit(partial(jitted.__wrapped__, **static), in_kinds, out_kinds,
+      donate_argnums)``, memoised on the layout per (function, static arguments, kinds), so
+      equal arguments share one compilation as with the module-level jit.
+
+    ``static`` values must be hashable (they already are: they were static ``jax.jit``
+    arguments).
+    """
+    if layout is None:
+        return functools.partial(jitted, **static)
+    key = (
+        jitted,
+        tuple(sorted(static.items())),
+        tuple(in_kinds),
+        out_kinds if isinstance(out_kinds, str) else tuple(out_kinds),
+        tuple(donate_argnums),
+    )
+    wrapper = layout._wrappers.get(key)
+    if wrapper is None:
+        fn = getattr(jitted, "__wrapped__", jitted)
+        wrapper = layout.jit(functools.partial(fn, **static), in_kinds, out_kinds, donate_argnums)
+        layout._wrappers[key] = wrapper
+    return wrapper
+
+
 def _is_float(x: Any) -> bool:
     # jnp.issubdtype understands bfloat16 and typed PRNG keys (which are not floats).
     dtype = _dtype(x)
@@ -200,4 +240,4 @@ def _dtype(x: Any) -> Any:
     return dtype
 
 
-__all__ = ["KINDS", "Layout", "jit_maybe_sharded"]
+__all__ = ["KINDS", "Layout", "jit_maybe_sharded", "sharded_partial"]

@@ -3,6 +3,8 @@ the trainer's loss (``core.training.sft.sequence_nll``), optimizer and train sta
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,3 +151,32 @@ def test_constrain_rows_is_a_no_op_without_a_mesh_and_splits_rows_with_one():
         odd = jax.jit(lambda a: constrain_rows(a))(np.ones((6, 3), np.float32))
     assert y.sharding.spec[0] == ("data", "fsdp")  # rows split over data x fsdp
     assert odd.shape == (6, 3)  # 6 rows do not split 4 ways: left alone
+
+
+@functools.partial(jax.jit, static_argnames=("scale",), donate_argnums=0)
+def _scaled_step(state, batch, *, scale: float):
+    return jax.tree.map(lambda p: p - scale * jnp.mean(batch), state), {"m": jnp.mean(batch)}
+
+
+def test_sharded_partial_binds_static_args_and_memoises():
+    from core.distributed import sharded_partial
+
+    plain = sharded_partial(
+        _scaled_step, None, ("model", "batch"), ("model", "replicated"), scale=0.5
+    )
+    assert isinstance(plain, functools.partial) and plain.func is _scaled_step
+    layout = Layout(make_mesh(MeshConfig(fsdp=8)))
+    kinds = (("model", "batch"), ("model", "replicated"))
+    a = sharded_partial(_scaled_step, layout, *kinds, donate_argnums=(0,), scale=0.5)
+    b = sharded_partial(_scaled_step, layout, *kinds, donate_argnums=(0,), scale=0.5)
+    c = sharded_partial(_scaled_step, layout, *kinds, donate_argnums=(0,), scale=0.25)
+    assert a is b and a is not c
+    state = layout.place({"mlp": {"down": np.ones((16, 8), np.float32)}})
+    batch = np.arange(8, dtype=np.float32)
+    new, metrics = a(state, batch)
+    assert float(metrics["m"]) == 3.5
+    assert new["mlp"]["down"].sharding.spec == P("fsdp")
+    np.testing.assert_allclose(np.asarray(new["mlp"]["down"]), 1 - 0.5 * 3.5)
+    assert state["mlp"]["down"].is_deleted()  # donated
+    ref, _ = plain({"mlp": {"down": np.ones((16, 8), np.float32)}}, batch)
+    np.testing.assert_allclose(np.asarray(ref["mlp"]["down"]), np.asarray(new["mlp"]["down"]))
