@@ -160,3 +160,18 @@ def test_prefill_matches_full_forward_last_position(policy):
     np.testing.assert_allclose(np.asarray(last[:, 0]), np.asarray(full[:, -1]), atol=1e-5)
     for a, b in zip(jax.tree.leaves(full_cache), jax.tree.leaves(last_cache)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_base100m_builds_abstractly():
+    """The accelerator preset traces (no memory) to the advertised parameter count."""
+    from core.models.transformer import Transformer
+
+    cfg = preset_config("base100m", V, max_seq_len=512)
+
+    def build():
+        with nnx.use_eager_sharding(False):
+            return Transformer(cfg, jax.random.key(0))
+
+    abstract = nnx.state(nnx.eval_shape(build))
+    assert param_count(abstract) == cfg.num_params()
+    assert abstract["layers"][11]["mlp"]["gate_up"].shape == (768, 2, 2560)
