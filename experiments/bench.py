@@ -31,6 +31,7 @@ reports the device and its measured matmul rate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -209,6 +210,7 @@ class Settings:
       scaling_lengths: completion lengths N of the scaling benchmark.
       scaling_groups: group sizes G of the scaling benchmark.
       matmul_n: size of the matmul reference.
+      proto: also time the ``bench_proto`` prototypes (update and sampler sections).
     """
 
     reps: int = 5
@@ -223,6 +225,7 @@ class Settings:
     scaling_lengths: tuple[int, ...] = (4, 12, 28, 60)
     scaling_groups: tuple[int, ...] = (2, 4, 8, 16)
     matmul_n: int = 1024
+    proto: bool = False
 
 
 FULL = Settings()
@@ -430,16 +433,30 @@ def flops_of(compiled) -> float | None:
     return float(ca["flops"])
 
 
-def lower_compile(fn: Callable[..., Any], *args: Any):
-    """``fn.lower(*args).compile()``, looking through a ``functools.partial`` of a jit."""
-    if isinstance(fn, functools.partial):
-        return fn.func.lower(*fn.args, *args, **fn.keywords).compile()
-    return fn.lower(*args).compile()
+def lower_compile(fn: Callable[..., Any], *args: Any, proto: bool = False):
+    """``fn.lower(*args).compile()`` (looking through a ``functools.partial`` of a jit).
+
+    With ``proto`` the program is traced under ``bench_proto.flat_dots()``. JAX's tracing caches
+    are cleared around it so neither variant reuses the other's trace.
+    """
+    from experiments import bench_proto
+
+    jax.clear_caches()
+    with bench_proto.flat_dots() if proto else contextlib.nullcontext():
+        if isinstance(fn, functools.partial):
+            compiled = fn.func.lower(*fn.args, *args, **fn.keywords).compile()
+        else:
+            compiled = fn.lower(*args).compile()
+    jax.clear_caches()
+    return compiled
 
 
-def jax_update(d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128):
-    """``(step(), state holder, tokens, params, compiled flops)`` for the project's RL update
-    (``core.training.rl.make_update``: one epoch, one minibatch = one optimizer step)."""
+def jax_update(
+    d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128, proto: bool = False
+):
+    """``(step(), tokens, params, compiled flops, batch)`` for the project's RL update
+    (``core.training.rl.make_update``: one epoch, one minibatch = one optimizer step),
+    compiled ahead of time (``proto``: with the ``bench_proto`` prototype)."""
     from core.models.policy import make_policy, param_count
     from core.objectives import get_objective
     from core.training import rl as rl_mod
@@ -458,9 +475,8 @@ def jax_update(d: int, b: int, n: int, objective: str = "grpo", max_len: int = 1
     else:
         tx = rl_mod.rl_optimizer(rl)
         update = rl_mod.make_update(graphdef, spec, spec.default_config, rl)
-    Rollout = rl_mod.Rollout
     x = rl_batch(np.random.default_rng(0), b, PROMPT_LEN, n)
-    batch = Rollout(
+    batch = rl_mod.Rollout(
         jnp.asarray(x["prompts"]),
         jnp.asarray(x["completions"]),
         jnp.asarray(x["mask"]),
@@ -470,10 +486,11 @@ def jax_update(d: int, b: int, n: int, objective: str = "grpo", max_len: int = 1
         jnp.asarray(x["rewards"]),
     )
     holder = {"state": init_state(params, tx, jax.random.key(1))}
-    flops = flops_of(lower_compile(update, holder["state"], batch))
+    compiled = lower_compile(update, holder["state"], batch, proto=proto)
+    flops = flops_of(compiled)
 
     def step():
-        holder["state"], metrics = update(holder["state"], batch)
+        holder["state"], metrics = compiled(holder["state"], batch)
         jax.block_until_ready((holder["state"], metrics))
 
     return step, b * (PROMPT_LEN + n), param_count(params), flops, x
@@ -533,6 +550,11 @@ def bench_update(s: Settings, bt, mm: dict[str, float]) -> tuple[list[dict], str
             "-" if flops is None else f"{flops / six_n:.2f}",
             f"{gfl / mm['jax']:.0%}",
         ]
+        if s.proto:
+            step_p = jax_update(d, b, n, proto=True)[0]
+            tpr = time_fn(step_p, s.reps)
+            rec["jax_proto"] = tpr.as_dict()
+            row += [fmt_rate(tokens / tpr.median), f"{tj.median / tpr.median:.2f}x"]
         if bt is not None:
             run, tp = torch_update(bt, d, x)
             tt = time_fn(run, s.reps)
@@ -554,6 +576,8 @@ def bench_update(s: Settings, bt, mm: dict[str, float]) -> tuple[list[dict], str
         rows.append(row)
         print(f"  update d={d} done", file=sys.stderr, flush=True)
     header = ["model", "params", "jax tok/s", "spread", "GFLOP/s", "XLA/6N", "of matmul"]
+    if s.proto:
+        header += ["proto tok/s", "proto/jax"]
     if bt is not None:
         header += ["torch tok/s", "spread", "GFLOP/s(6N)", "of matmul", "jax/torch"]
     title = f"2. Update step: {b} seqs x {PROMPT_LEN + n} tokens, fwd+bwd+clip+AdamW (GRPO)"
@@ -587,10 +611,19 @@ def make_reforward(graphdef: Any) -> Callable[..., Any]:
     return decode
 
 
+def sampler_program(graphdef: Any, params: Any, prompts: Any, key: Any, sc: Any, proto=False):
+    """``core.sampling.sample`` for one config, compiled ahead of time:
+    ``prog(params, prompts, key) -> SampleOutput``."""
+    from core.sampling import sample
+
+    fn = jax.jit(lambda p, pr, k: sample(graphdef, p, pr, k, sc))
+    return lower_compile(fn, params, prompts, key, proto=proto)
+
+
 def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
     """Section 3 (module docstring)."""
     from core.models.policy import make_policy
-    from core.sampling import SamplingConfig, sample
+    from core.sampling import SamplingConfig
 
     b = 256
     cfg = model_config(128)
@@ -612,9 +645,9 @@ def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
             sc = SamplingConfig(
                 max_new_tokens=n, temperature=0.0 if greedy else 1.0, eos_id=EOS_ID, pad_id=PAD_ID
             )
+            prog = sampler_program(graphdef, params, prompts, key, sc)
             tj = time_fn(
-                lambda sc=sc: jax.block_until_ready(sample(graphdef, params, prompts, key, sc)),
-                s.reps,
+                lambda prog=prog: jax.block_until_ready(prog(params, prompts, key)), s.reps
             )
             tr = time_fn(
                 lambda n=n, g=greedy: jax.block_until_ready(reforward(params, prompts, key, n, g)),
@@ -636,6 +669,13 @@ def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
                 fmt_rate(work / tr.median),
                 f"{tr.median / tj.median:.1f}x",
             ]
+            if s.proto:
+                prog = sampler_program(graphdef, params, prompts, key, sc, proto=True)
+                tpr = time_fn(
+                    lambda prog=prog: jax.block_until_ready(prog(params, prompts, key)), s.reps
+                )
+                rec["jax_proto"] = tpr.as_dict()
+                row += [fmt_rate(work / tpr.median), f"{tj.median / tpr.median:.2f}x"]
             if hf is not None:
 
                 def run(n=n, g=greedy):
@@ -649,6 +689,8 @@ def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
             rows.append(row)
             print(f"  sampler N={n} {mode} done", file=sys.stderr, flush=True)
     header = ["new", "mode", "jax tok/s", "spread", "re-forward", "jax/re-fwd"]
+    if s.proto:
+        header += ["proto tok/s", "proto/jax"]
     if hf is not None:
         header += ["HF generate", "spread", "jax/HF"]
     title = f"3. Sampler: batch {b}, prompt {PROMPT_LEN}, d=128 (generated tokens/s)"
@@ -900,6 +942,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer repetitions")
     p.add_argument("--reps", type=int, default=0, help="override the repetitions per figure")
+    p.add_argument(
+        "--proto", action="store_true", help="also time the bench_proto speed prototypes"
+    )
     p.add_argument("--out", default="bench_results", help="output folder ('' = no files)")
     args = p.parse_args(argv)
     bad = [x for x in args.only.split(",") if x not in SECTIONS]
@@ -913,6 +958,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     settings = QUICK if args.quick else FULL
     if args.reps:
         settings = dataclasses.replace(settings, reps=args.reps)
+    if args.proto:
+        settings = dataclasses.replace(settings, proto=True)
     sections = [x for x in SECTIONS if x in args.only.split(",")]
     return run(sections, settings, Path(args.out) if args.out else None)
 
