@@ -333,7 +333,10 @@ def _masked_mean(x: Array, m: Array) -> Array:
 def make_update_fn(
     ts: TrainSpec, tx: optax.GradientTransformation, init_params: PyTree | None = None
 ):
-    """``update(params, opt_state, rec, adv, logp_ref, key) -> (params, opt_state, metrics)``.
+    """``update(params, opt_state, prompts, rec, adv, logp_ref, key, entropy_coef)``.
+
+    Returns ``(params, opt_state, metrics)``. ``entropy_coef`` is an argument (not a compiled
+    constant) so that jobs differing only in it share one compiled program.
 
     ``epochs × minibatches`` optimizer steps on one rollout (minibatch order from ``key``).
     Loss per minibatch: ``loss_sum/denominator`` of the objective, minus ``c_H`` times the
@@ -346,20 +349,22 @@ def make_update_fn(
     n_mb = rl.minibatches
     own_kl = ts.kl_beta > 0 and not objective_has_kl(ts.obj_cfg)
 
-    def loss_fn(params, prompts, rec: RolloutRecord, adv, logp_ref):
+    def loss_fn(params, prompts, rec: RolloutRecord, adv, logp_ref, entropy_coef):
         logp, ent = score_with_entropy(ts.graphdef, params, prompts, rec.completions)
         batch = PolicyBatch(logp, rec.logp_old, rec.mask, adv, logp_ref, rec.rewards)
         loss_sum, denom, _aux = ts.spec.loss(batch, ts.obj_cfg)
         loss = loss_sum / jnp.maximum(denom, 1e-8)
         entropy = _masked_mean(ent, rec.mask)
-        total = loss - ts.entropy_coef * entropy
+        total = loss - entropy_coef * entropy
         if own_kl:
             total = total + ts.kl_beta * _masked_mean(kl_divergence(logp, logp_ref, "k3"), rec.mask)
         return total, {"loss": loss, "entropy": jax.lax.stop_gradient(entropy)}
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def update(params, opt_state, prompts_all, rec: RolloutRecord, adv, logp_ref, key):
+    def update(
+        params, opt_state, prompts_all, rec: RolloutRecord, adv, logp_ref, key, entropy_coef
+    ):
         perms = jax.vmap(lambda k: jax.random.permutation(k, b))(jax.random.split(key, rl.epochs))
         perms = perms.reshape(rl.epochs * n_mb, b // n_mb)
 
@@ -367,7 +372,9 @@ def make_update_fn(
             params, opt_state = carry
             sub = jax.tree.map(lambda x: x[idx], rec)
             ref = None if logp_ref is None else logp_ref[idx]
-            grads, aux = grad_fn(params, prompts_all[sub.prompt_idx], sub, adv[idx], ref)
+            grads, aux = grad_fn(
+                params, prompts_all[sub.prompt_idx], sub, adv[idx], ref, entropy_coef
+            )
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             aux["grad_norm"] = optax.tree.norm(grads)
@@ -392,9 +399,10 @@ def advantage_config(ts: TrainSpec) -> AdvantageConfig:
 def make_cliff_train(
     ts: TrainSpec, train_prompts: Array, train_meta: dict[str, Array]
 ) -> Callable[..., tuple[PyTree, dict[str, Array]]]:
-    """``train(init_params, key, eps, pert, record=False) -> (final_params, metrics)``.
+    """``train(init_params, key, eps, pert, entropy_coef=None, record=False)``.
 
-    Pure and jit/vmap-able in ``(init_params, key, eps, pert)``. ``metrics`` are per-step
+    Returns ``(final_params, metrics)``. Pure and jit/vmap-able in ``(init_params, key, eps,
+    pert, entropy_coef)``; ``entropy_coef=None`` uses ``ts.entropy_coef`` as a constant. ``metrics`` are per-step
     ``[steps]`` arrays: ``reward`` (unperturbed task reward of the rollouts), ``reward_pert``,
     ``entropy``, ``loss``, ``grad_norm``, ``zero_variance_frac``; with ``record=True`` also
     the ``RolloutRecord`` of every step under ``"rollouts"`` (``[steps, B, ...]``).
@@ -432,7 +440,7 @@ def make_cliff_train(
         )
         return rec
 
-    def step_on(params, opt_state, init_params, rec, eps, key):
+    def step_on(params, opt_state, init_params, rec, eps, key, entropy_coef):
         r_pert = rec.rewards + eps * rec.delta
         adv, adv_aux = compute_advantages(r_pert, g, adv_cfg)
         logp_ref = (
@@ -440,7 +448,9 @@ def make_cliff_train(
             if needs_ref
             else None
         )
-        params, opt_state, aux = update(params, opt_state, train_prompts, rec, adv, logp_ref, key)
+        params, opt_state, aux = update(
+            params, opt_state, train_prompts, rec, adv, logp_ref, key, entropy_coef
+        )
         metrics = {
             "reward": jnp.mean(rec.rewards),
             "reward_pert": jnp.mean(r_pert),
@@ -449,14 +459,17 @@ def make_cliff_train(
         }
         return params, opt_state, metrics
 
-    def train(init_params, key, eps, pert, record: bool = False):
+    def train(init_params, key, eps, pert, entropy_coef=None, record: bool = False):
         eps = jnp.asarray(eps, jnp.float32)
+        c_h = ts.entropy_coef if entropy_coef is None else entropy_coef
 
         def body(carry, k):
             params, opt_state = carry
             k_roll, k_upd = jax.random.split(k)
             rec = rollout(params, init_params, k_roll, eps, pert)
-            params, opt_state, metrics = step_on(params, opt_state, init_params, rec, eps, k_upd)
+            params, opt_state, metrics = step_on(
+                params, opt_state, init_params, rec, eps, k_upd, c_h
+            )
             if record:
                 metrics["rollouts"] = rec
             return (params, opt_state), metrics
@@ -473,7 +486,9 @@ def make_cliff_train(
 def make_replay_train(
     ts: TrainSpec, train_prompts: Array
 ) -> Callable[[PyTree, RolloutRecord, Array, Array], tuple[PyTree, dict[str, Array]]]:
-    """``replay(init_params, rollouts[steps, ...], eps, key) -> (final_params, metrics)``.
+    """``replay(init_params, rollouts[steps, ...], eps, key, entropy_coef=None)``.
+
+    Returns ``(final_params, metrics)``.
 
     With the recording run's key, each step's minibatch order is the recorded run's, so
     replaying the recording objective at the recording ε reproduces that run exactly.
@@ -491,7 +506,9 @@ def make_replay_train(
     update = make_update_fn(ts, tx)
     adv_cfg = advantage_config(ts)
 
-    def replay(init_params, rollouts: RolloutRecord, eps, key):
+    def replay(init_params, rollouts: RolloutRecord, eps, key, entropy_coef=None):
+        c_h = ts.entropy_coef if entropy_coef is None else entropy_coef
+
         def body(carry, inp):
             params, opt_state = carry
             rec, k = inp
@@ -503,7 +520,9 @@ def make_replay_train(
                 logp_ref = score(
                     ts.graphdef, init_params, train_prompts[rec.prompt_idx], rec.completions
                 )
-            params, opt_state, aux = update(params, opt_state, train_prompts, rec, adv, logp_ref, k)
+            params, opt_state, aux = update(
+                params, opt_state, train_prompts, rec, adv, logp_ref, k, c_h
+            )
             return (params, opt_state), {"reward": jnp.mean(rec.rewards), **aux}
 
         n_steps = rollouts.rewards.shape[0]

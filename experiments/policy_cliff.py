@@ -292,16 +292,18 @@ class Setup:
     def sweep_program(self, ts: TrainSpec, n_runs: int) -> Callable:
         """The compiled ``vmap(train)`` over ``n_runs`` (key, ε) pairs (cached per setting).
 
-        Call it as ``program(init_params, keys[n_runs], eps[n_runs], perturbation)``.
+        Call it as ``program(init_params, keys[n_runs], eps[n_runs], perturbation)``. The
+        entropy coefficient is passed as data, so programs differing only in it are one
+        program for JAX's compilation cache.
         """
         if (ts, n_runs) not in self._programs:
             train = make_cliff_train(ts, self.tp, self.tm)
-            batched = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, None)))
+            batched = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, None, None)))
             keys = jnp.repeat(self.k_runs[None], n_runs, axis=0)
             eps = jnp.zeros((n_runs,), jnp.float32)
-            self._programs[(ts, n_runs)] = batched.lower(
-                self.init_params, keys, eps, self.pert
-            ).compile()
+            c_h = jnp.float32(ts.entropy_coef)
+            compiled = batched.lower(self.init_params, keys, eps, self.pert, c_h).compile()
+            self._programs[(ts, n_runs)] = lambda p, k, e, d: compiled(p, k, e, d, c_h)
         return self._programs[(ts, n_runs)]
 
     def distributions(self, params: PyTree) -> tuple[Array, Array]:
@@ -486,12 +488,12 @@ def run_replay(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -
         if ("replay", ts) not in setup._programs:  # compiled once per objective setting
             replay = make_replay_train(ts, setup.tp)
             setup._programs[("replay", ts)] = jax.jit(
-                jax.vmap(replay, in_axes=(None, None, 0, None))
+                jax.vmap(replay, in_axes=(None, None, 0, None, None))
             )
         batched = setup._programs[("replay", ts)]
-        params, curves = batched(
-            setup.init_params, rollouts, eps_arr, seed_keys(setup, sw.n_seeds)[0]
-        )
+        key = seed_keys(setup, sw.n_seeds)[0]
+        c_h = jnp.float32(sw.entropy_coef)
+        params, curves = batched(setup.init_params, rollouts, eps_arr, key, c_h)
         m = measure(setup, params, base_of, setup.k_eval)
         common = {
             "objective": name,

@@ -45,6 +45,7 @@ TABLE_METRICS: Final = (
     ("kl_exact", "KL exact"),
     ("tv_sampled", "TV sampled"),
     ("tv_train", "TV train"),
+    ("delta_mean_train", "E_π δ train"),
     ("reward_delta", "Δreward"),
     ("sens_tv", "TV/ε"),
 )
@@ -130,8 +131,9 @@ def summarize(
 
     Each output has the key columns, ``n`` (runs in the cell), and for every metric ``m``:
     ``m`` (mean), ``m_ci`` (interval half-width, see :func:`mean_ci`), ``m_n`` (finite values).
-    Cells also carry ``noise_floor_tv``: the mean of the jobs' ``job_noise_floor_tv`` (mean
-    pairwise TV between seeds at ε = 0) when present.
+    Cells also carry ``noise_floor_tv`` (``noise_floor_tv_train``): the mean of the jobs'
+    ``job_noise_floor_tv`` (mean pairwise TV between seeds at ε = 0 on held-out prompts; on
+    training prompts) when present.
     """
     cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
@@ -147,9 +149,10 @@ def summarize(
         for m in metrics:
             mean, half, n = mean_ci([_as_float(r.get(m)) for r in members], level)
             cell[m], cell[f"{m}_ci"], cell[f"{m}_n"] = mean, half, n
-        floors = [_as_float(r.get("job_noise_floor_tv")) for r in members]
-        floors = [f for f in floors if math.isfinite(f)]
-        cell["noise_floor_tv"] = float(np.mean(floors)) if floors else math.nan
+        for name in ("noise_floor_tv", "noise_floor_tv_train"):
+            floors = [_as_float(r.get(f"job_{name}")) for r in members]
+            floors = [f for f in floors if math.isfinite(f)]
+            cell[name] = float(np.mean(floors)) if floors else math.nan
         out.append(cell)
     return out
 
@@ -191,8 +194,10 @@ def _config_label(c: dict[str, Any]) -> str:
     return label
 
 
-def cliff_index(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per configuration: TV and TV/ε at the smallest and largest ε > 0.
+def cliff_index(
+    summary: Sequence[dict[str, Any]], metric: str = "tv_exact"
+) -> list[dict[str, Any]]:
+    """Per configuration: the distance ``metric`` at the smallest and largest ε > 0.
 
     A Lipschitz map keeps TV/ε bounded as ε → 0 (TV shrinks with ε); a cliff keeps TV away
     from 0 (above the seed noise floor) as ε → 0, so TV/ε grows like 1/ε. The ratio
@@ -216,11 +221,13 @@ def cliff_index(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "perturbation": lo["perturbation"],
                 "eps_small": _as_float(lo["eps"]),
                 "eps_large": _as_float(hi["eps"]),
-                "tv_small": lo["tv_exact"],
-                "tv_large": hi["tv_exact"],
-                "tv_ratio": lo["tv_exact"] / hi["tv_exact"] if hi["tv_exact"] else math.nan,
+                "tv_small": lo.get(metric, math.nan),
+                "tv_large": hi.get(metric, math.nan),
+                "tv_ratio": lo.get(metric, math.nan) / hi[metric] if hi.get(metric) else math.nan,
                 "eps_ratio": _as_float(lo["eps"]) / _as_float(hi["eps"]),
-                "noise_floor_tv": lo["noise_floor_tv"],
+                "noise_floor_tv": lo.get(
+                    "noise_floor_tv_train" if metric == "tv_train" else "noise_floor_tv", math.nan
+                ),
             }
         )
     return out
@@ -239,34 +246,52 @@ def format_cliff_index(index: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: Distances drawn against ε: held-out prompts (the table's main column) and training prompts.
+PLOT_DISTANCES: Final = (
+    ("tv_exact", "TV(π_ε, π_0), held-out prompts"),
+    ("tv_train", "TV(π_ε, π_0), training prompts"),
+)
+
+
 def plot_distance_vs_eps(summary: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """PNG: exact TV vs ε, one line per (objective, regularization), one panel per perturbation."""
+    """PNG: exact TV vs ε, one line per (objective, regularization).
+
+    One column per perturbation; one row per distance of :data:`PLOT_DISTANCES` that the runs
+    report (held-out prompts, training prompts). Error bars: 95% intervals over seeds.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     perts = sorted({str(c["perturbation"]) for c in summary})
-    fig, axes = plt.subplots(1, len(perts), figsize=(5.5 * len(perts), 4), squeeze=False)
-    for ax, pert in zip(axes[0], perts):
-        lines: dict[str, list[dict[str, Any]]] = {}
-        for c in summary:
-            if str(c["perturbation"]) == pert:
-                lines.setdefault(_config_label(c), []).append(c)
-        for label, cs in sorted(lines.items()):
-            cs = sorted(cs, key=lambda c: _as_float(c["eps"]))
-            x = np.array([_as_float(c["eps"]) for c in cs])
-            y = np.array([c["tv_exact"] for c in cs])
-            e = np.nan_to_num(np.array([c["tv_exact_ci"] for c in cs]))
-            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
-        eps_pos = sorted({_as_float(c["eps"]) for c in summary if _as_float(c["eps"]) > 0})
-        if eps_pos:
-            ax.set_xscale("symlog", linthresh=eps_pos[0])
-        ax.set_xlabel("ε (reward perturbation size)")
-        ax.set_ylabel("E_prompt TV(π_ε, π_0), exact")
-        ax.set_title(f"perturbation: {pert}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    metrics = [(m, t) for m, t in PLOT_DISTANCES if any(c.get(f"{m}_n") for c in summary)]
+    metrics = metrics or [PLOT_DISTANCES[0]]
+    fig, axes = plt.subplots(
+        len(metrics), len(perts), figsize=(5.5 * len(perts), 3.8 * len(metrics)), squeeze=False
+    )
+    eps_pos = sorted({_as_float(c["eps"]) for c in summary if _as_float(c["eps"]) > 0})
+    for row, (metric, title) in enumerate(metrics):
+        for ax, pert in zip(axes[row], perts):
+            lines: dict[str, list[dict[str, Any]]] = {}
+            for c in summary:
+                if str(c["perturbation"]) == pert:
+                    lines.setdefault(_config_label(c), []).append(c)
+            for label, cs in sorted(lines.items()):
+                cs = sorted(cs, key=lambda c: _as_float(c["eps"]))
+                x = np.array([_as_float(c["eps"]) for c in cs])
+                y = np.array([c.get(metric, math.nan) for c in cs], dtype=float)
+                e = np.nan_to_num(
+                    np.array([c.get(f"{metric}_ci", math.nan) for c in cs], dtype=float)
+                )
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label)
+            if eps_pos:
+                ax.set_xscale("symlog", linthresh=eps_pos[0])
+            ax.set_xlabel("ε (reward perturbation size)")
+            ax.set_ylabel(title)
+            ax.set_title(f"perturbation: {pert}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -342,6 +367,7 @@ def write_report(root: str | Path, out: str | Path | None = None) -> Path:
     table = format_table(summary)
     (out_dir / "table.md").write_text(table + "\n")
     index_md = format_cliff_index(cliff_index(summary))
+    index_train_md = format_cliff_index(cliff_index(summary, "tv_train"))
     plot_distance_vs_eps(summary, out_dir / "distance_vs_eps.png")
     plot_sensitivity_vs_entropy(summary, out_dir / "sensitivity_vs_entropy.png")
     total_wall = sum(_as_float(r.get("job_wall_s")) for r in {r["job"]: r for r in rows}.values())
@@ -353,7 +379,9 @@ under the reward `r + ε·δ`; distances compare the final policy at ε with the
 same seed, on held-out prompts, at the sequence level (TV = ½ Σ_y |π_ε(y) − π_0(y)|, KL =
 KL(π_ε ‖ π_0), averaged over prompts). "exact" enumerates every well-formed completion (the
 rest is one lumped outcome); "sampled" estimates the full-sequence TV from completions of π_ε
-scored under both policies; "TV train" is the exact TV on the training prompts, where δ acts.
+scored under both policies; "TV train" is the exact TV on the training prompts, where δ acts;
+"E_π δ train" is the expected perturbation under the final policy on the training prompts (for
+δ = ties: the probability of the tie-breaking answer).
 Cells: mean ± 95% Student-t half-width over seeds. "seed floor TV" is the
 mean TV between different seeds at ε = 0 (run-to-run noise of training itself).
 
@@ -366,7 +394,13 @@ mean TV between different seeds at ε = 0 (run-to-run noise of training itself).
 A Lipschitz response has TV ratio ≈ ε ratio; a cliff has TV ratio ≈ 1 (the distance does not
 shrink with ε) and TV(ε_min) well above the seed floor.
 
+Held-out prompts:
+
 {index_md}
+
+Training prompts:
+
+{index_train_md}
 
 ## Plots
 

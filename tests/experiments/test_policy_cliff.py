@@ -74,7 +74,8 @@ def test_every_sweep_option_composes_and_validates(sweep):
 
 
 @pytest.mark.parametrize(
-    "algo", [n for n in list_objectives() if get_objective(n).kind == "policy"]
+    "algo",
+    [n for n in _options("algo") if n in list_objectives() and get_objective(n).kind == "policy"],
 )
 def test_every_policy_algo_composes(algo):
     job = build_cliff_config(_compose([f"algo={algo}"]))
@@ -267,7 +268,11 @@ def test_replay_reproduces_the_recorded_run(tiny, tmp_path):
     assert [r["objective"] for r in rows] == [name] * 2 + ["dr_grpo"] * 2
     assert all(r["perturbation"] == "random (replay)" for r in rows)
     cross = rep["summary"]["replay_cross_tv"]
-    assert cross[name][name] == 0.0 and cross[name]["dr_grpo"] == cross["dr_grpo"][name] > 0
+    assert cross[name][name] == 0.0 and cross[name]["dr_grpo"] == cross["dr_grpo"][name]
+    # At ε > 0 the objectives see the same data but weigh it differently (std-normalised vs
+    # mean-centred advantages), so they end at different distances from their ε = 0 runs.
+    moved = {r["objective"]: r["tv_train"] for r in rows if r["eps"] > 0}
+    assert moved[name] > 0 and moved["dr_grpo"] > 0 and moved[name] != moved["dr_grpo"]
     rollouts, tp = pc.load_rollouts(tmp_path / "rollouts.npz")
     np.testing.assert_array_equal(np.asarray(tp), np.asarray(setup.tp))
     assert rollouts.completions.shape[0] == job.experiment.trainer.rl.steps
