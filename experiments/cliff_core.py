@@ -448,8 +448,10 @@ def make_cliff_train(
             if needs_ref
             else None
         )
+        # The objective sees the perturbed reward r' (DISPO's correct_by="reward" reads it).
+        seen = rec._replace(rewards=r_pert)
         params, opt_state, aux = update(
-            params, opt_state, train_prompts, rec, adv, logp_ref, key, entropy_coef
+            params, opt_state, train_prompts, seen, adv, logp_ref, key, entropy_coef
         )
         metrics = {
             "reward": jnp.mean(rec.rewards),
@@ -520,8 +522,9 @@ def make_replay_train(
                 logp_ref = score(
                     ts.graphdef, init_params, train_prompts[rec.prompt_idx], rec.completions
                 )
+            seen = rec._replace(rewards=r_pert)
             params, opt_state, aux = update(
-                params, opt_state, train_prompts, rec, adv, logp_ref, k, c_h
+                params, opt_state, train_prompts, seen, adv, logp_ref, k, c_h
             )
             return (params, opt_state), {"reward": jnp.mean(rec.rewards), **aux}
 

@@ -1,7 +1,7 @@
 """Policy-cliff sweep job: how far does the trained policy move when the reward moves by ε·δ?
 
     python -m experiments.policy_cliff                                  # one job (conf/policy_cliff.yaml)
-    python -m experiments.policy_cliff -m algo=grpo,mhpo sweep.entropy_coef=0,0.01
+    python -m experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1
     python -m experiments.policy_cliff sweep.mode=replay                # rollout replay
     python -m experiments.report multirun/policy_cliff/<date>/<time>    # gather a multirun
 
