@@ -73,18 +73,26 @@ def should_initialize(cfg: MeshConfig, env: Mapping[str, str] | None = None) -> 
 
 
 def maybe_initialize_distributed(
-    cfg: MeshConfig, env: Mapping[str, str] | None = None, initialize=None
+    cfg: MeshConfig | Mapping[str, Any], env: Mapping[str, str] | None = None, initialize=None
 ) -> bool:
     """Call ``jax.distributed.initialize`` when the run spans several processes.
 
-    Call first thing in the job, before anything creates arrays or lists devices. Safe to
-    call twice (the second call is a no-op). Returns whether it initialised.
+    Call first thing in the job, before anything creates arrays or lists devices (building a
+    task does): with Hydra, pass the raw ``cfg.mesh`` mapping before validating the rest of the
+    config. Safe to call twice (the second call is a no-op). Returns whether it initialised.
 
     Args:
-      cfg: the mesh configuration (``init_distributed`` and the manual fields).
+      cfg: the mesh configuration (``init_distributed`` and the manual fields), or a mapping
+        of its fields; an invalid mapping returns ``False`` (the caller's validation reports
+        it).
       env: environment to read (default ``os.environ``); for tests.
       initialize: the function to call (default ``jax.distributed.initialize``); for tests.
     """
+    if not isinstance(cfg, MeshConfig):
+        try:
+            cfg = MeshConfig(**dict(cfg))
+        except (TypeError, ValueError):
+            return False
     if not should_initialize(cfg, env):
         return False
     if initialize is None:

@@ -107,3 +107,20 @@ def test_host_local_to_global_shards_rows():
     assert x.sharding.spec == P(("data", "fsdp"), None)
     np.testing.assert_array_equal(np.asarray(x), local["tokens"])
     assert {s.data.shape for s in x.addressable_shards} == {(2, 3)}
+
+
+def test_accepts_the_raw_hydra_mapping_and_ignores_invalid_ones():
+    rec = Recorder()
+    raw = {
+        "data": -1,
+        "fsdp": 1,
+        "tensor": 1,
+        "coordinator_address": "h:1",
+        "num_processes": 2,
+        "process_id": 0,
+    }
+    assert maybe_initialize_distributed(raw, env={}, initialize=rec)
+    assert rec.calls == [{"coordinator_address": "h:1", "num_processes": 2, "process_id": 0}]
+    assert not maybe_initialize_distributed({"data": 0}, env=SRUN_2, initialize=rec)
+    assert not maybe_initialize_distributed({"datta": 2}, env=SRUN_2, initialize=rec)
+    assert len(rec.calls) == 1
