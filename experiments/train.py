@@ -43,7 +43,7 @@ from core.training.metrics import MetricsWriter, read_metrics, to_host, truncate
 from core.training.preference import make_preference_step_fn, preference_optimizer
 from core.training.rl import make_rl_step_fn, rl_optimizer
 from core.training.sft import make_sft_step_fn, sft_optimizer
-from core.training.state import init_state
+from core.training.state import commit_to_device, init_state
 from experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -90,8 +90,9 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     cfg = exp.trainer
     task = make_task(exp.task)
     spec = get_objective(exp.algo.name)
-    keys = _keys(exp.seed)
+    keys = commit_to_device(_keys(exp.seed))
     graphdef, params0 = make_policy(exp.model, keys["model"])
+    params0 = commit_to_device(params0)
     evaluate = make_evaluator(graphdef, task)
     with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
         fh.write(OmegaConf.to_yaml(OmegaConf.create(experiment_to_dict(exp))))

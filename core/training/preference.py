@@ -77,6 +77,7 @@ def preference_sampling_config(task: Any, cfg: PreferenceConfig) -> SamplingConf
         temperature=cfg.temperature,
         eos_id=task.tokenizer.eos_id,
         pad_id=task.tokenizer.pad_id,
+        group_size=cfg.group_size,
     )
 
 
@@ -94,7 +95,7 @@ def _self_pairs(
     k_prompt, k_sample = jax.random.split(key)
     prompts, meta = task.train_prompts(k_prompt, p)
     rep = lambda x: jnp.repeat(x, g, axis=0)
-    out = sample(graphdef, params, rep(prompts), k_sample, preference_sampling_config(task, cfg))
+    out = sample(graphdef, params, prompts, k_sample, preference_sampling_config(task, cfg))
     reward, _ = task.reward(out.completion, out.completion_mask, jax.tree.map(rep, meta))
     grouped = reward.astype(jnp.float32).reshape(p, g)
     best, worst = jnp.argmax(grouped, axis=1), jnp.argmin(grouped, axis=1)

@@ -92,7 +92,8 @@ def _repeat(tree: PyTree, g: int) -> PyTree:
 
 
 def rollout_sampling_config(task: Any, rl: RLConfig) -> SamplingConfig:
-    """The sampler settings of RL rollouts (the task fixes N, EOS and padding)."""
+    """The sampler settings of RL rollouts (the task fixes N, EOS and padding; the sampler draws
+    ``group_size`` completions per prompt, groups contiguous)."""
     return SamplingConfig(
         max_new_tokens=task.max_new_tokens,
         temperature=rl.temperature,
@@ -100,6 +101,7 @@ def rollout_sampling_config(task: Any, rl: RLConfig) -> SamplingConfig:
         top_p=rl.top_p,
         eos_id=task.tokenizer.eos_id,
         pad_id=task.tokenizer.pad_id,
+        group_size=rl.group_size,
     )
 
 
@@ -119,9 +121,10 @@ def _rollout(
     n_prompts = p * (rl.oversample if rl.dynamic_sampling else 1)
     k_prompt, k_sample, k_select = jax.random.split(key, 3)
     prompts, meta = task.train_prompts(k_prompt, n_prompts)
+    # The sampler repeats each prompt G times itself (one prefill per prompt).
+    out = sample(graphdef, params, prompts, k_sample, sampling)
     prompts = _repeat(prompts, g)
     meta = _repeat(meta, g)
-    out = sample(graphdef, params, prompts, k_sample, sampling)
     mask = out.completion_mask.astype(jnp.float32)
     rewards, components = task.reward(out.completion, out.completion_mask, meta)
     rewards = rewards.astype(jnp.float32)

@@ -73,10 +73,27 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
 
 
 def init_state(params: PyTree, tx: optax.GradientTransformation, key: Array) -> TrainState:
-    """A fresh state at step 0 (the optimizer state is built with ``jax.jit(tx.init)``)."""
-    return TrainState(
+    """A fresh state at step 0 (the optimizer state is built with ``jax.jit(tx.init)``).
+
+    When the parameters live on one device, every leaf is committed there, so a fresh state and one restored from a checkpoint (orbax returns committed
+    arrays) have the same jit signature and share compilations.
+    """
+    state = TrainState(
         params=params, opt_state=jax.jit(tx.init)(params), step=jnp.zeros((), jnp.int32), key=key
     )
+    sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
+    if isinstance(sharding, jax.sharding.SingleDeviceSharding):
+        state = jax.device_put(state, sharding)
+    return state
+
+
+def commit_to_device(tree: PyTree, device: jax.Device | None = None) -> PyTree:
+    """``jax.device_put`` every leaf onto ``device`` (default: the first device), committed.
+
+    Checkpoint restores return committed arrays; committing fresh ones as well keeps a resumed
+    run on the compiled programs of an uninterrupted one.
+    """
+    return jax.device_put(tree, device or jax.devices()[0])
 
 
 def abstract_state(state: TrainState) -> TrainState:

@@ -2,8 +2,9 @@
 bitwise-identical to an uninterrupted run, a planted NaN stops the run at the right step with
 the last good checkpoint kept, and the preference path runs.
 
-The base run (warm start + GRPO on 1-digit addition with a tiny model) is shared by the first
-two tests; the margin of the first was measured on several seeds (docs/training.md).
+The base run (warm start + GRPO on 2-digit addition with a tiny model) is shared by all tests:
+resume, NaN and preference runs continue copies of its run directory from an earlier
+checkpoint, and reuse its compiled steps (equal static configs).
 """
 
 import os
@@ -28,24 +29,28 @@ TINY = (
     "model.n_heads=4",
     "model.d_ff=128",
     "model.max_seq_len=16",
-    "task.n_digits=1",
-    "task.n_eval=30",
+    "task.n_eval=200",
     "trainer.progress=false",
 )
+# 2-digit addition, flawed teacher (60% of labels drop carries). Measured on seeds 0, 1, 2 (see
+# docs/training.md): held-out greedy accuracy 0.51 -> 0.81, 0.48 -> 0.72, 0.47 -> 0.69 after
+# 700 SFT steps and 30 GRPO steps, so the test's margin of 0.10 leaves room.
+SFT_STEPS, RL_STEPS = 700, 30
 BASE = (
     *TINY,
-    "trainer.sft.steps=150",
-    "trainer.sft.batch_size=64",
-    "trainer.sft.optim.warmup_steps=10",
-    "trainer.rl.steps=60",
+    f"trainer.sft.steps={SFT_STEPS}",
+    "trainer.sft.batch_size=128",
+    "trainer.sft.optim.lr=3e-3",
+    "trainer.sft.optim.warmup_steps=20",
+    f"trainer.rl.steps={RL_STEPS}",
     "trainer.rl.prompts_per_step=16",
     "trainer.rl.group_size=8",
-    "trainer.eval_every=0",
+    "trainer.rl.optim.lr=3e-4",
+    "trainer.eval_every=10",
     "trainer.kl_every=10",
-    "trainer.checkpoint.every=20",
+    "trainer.checkpoint.every=10",
     "trainer.checkpoint.keep=10",
 )
-TIMING_KEYS = {"step_time", "rollout_time", "update_time", "pairs_time", "tokens_per_s"}
 
 
 def _config(*overrides):
@@ -60,14 +65,25 @@ def base_run(tmp_path_factory):
     return run_dir, run(_config(*BASE), run_dir)
 
 
+def _copy_truncated(run_dir, dest, last):
+    """Copy a run directory keeping only checkpoints numbered <= ``last`` (an interruption)."""
+    shutil.copytree(run_dir, dest)
+    ckpt_dir = os.path.join(dest, "checkpoints")
+    for name in os.listdir(ckpt_dir):
+        if name.isdigit() and int(name) > last:
+            shutil.rmtree(os.path.join(ckpt_dir, name))
+    assert Checkpointer(ckpt_dir, keep=10).latest_step() == last
+    return dest
+
+
 def test_rl_raises_heldout_accuracy(base_run):
     run_dir, result = base_run
     s = result.summary
-    assert s["eval_accuracy_after"] >= s["eval_accuracy_before"] + 0.15, s
+    assert s["eval_accuracy_after"] >= s["eval_accuracy_before"] + 0.10, s
     for name in ("metrics.jsonl", "reward_curve.png", "summary.json", "config.yaml"):
         assert os.path.exists(os.path.join(run_dir, name))
     recs = [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if r["phase"] == "rl"]
-    assert [r["step"] for r in recs] == list(range(1, 61))
+    assert [r["step"] for r in recs] == list(range(1, RL_STEPS + 1))
     for key in (
         "reward_mean",
         "entropy",
@@ -77,61 +93,57 @@ def test_rl_raises_heldout_accuracy(base_run):
         "response_len",
     ):
         assert key in recs[-1]
-    assert "kl_ref" in recs[10] and "kl_ref" not in recs[11]
+    # GRPO has a KL term (beta = 0.04): the reference is scored, and the KL logged, every step
+    assert all("kl_ref" in r for r in recs)
 
 
 def test_resume_is_bitwise_identical(base_run, tmp_path):
     run_dir, result = base_run
-    resumed_dir = str(tmp_path / "resumed")
-    shutil.copytree(run_dir, resumed_dir)
-    ckpt_dir = os.path.join(resumed_dir, "checkpoints")
-    # Interrupt after RL step 20: drop every later checkpoint (SFT has 150 steps).
-    for name in os.listdir(ckpt_dir):
-        if name.isdigit() and int(name) > 150 + 20:
-            shutil.rmtree(os.path.join(ckpt_dir, name))
-    assert Checkpointer(ckpt_dir, keep=10).latest_step() == 170
-    again = run(_config(*BASE, "trainer.resume=true"), resumed_dir)
+    resumed = _copy_truncated(run_dir, str(tmp_path / "resumed"), SFT_STEPS + 10)
+    again = run(_config(*BASE, "trainer.resume=true"), resumed)
     for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(again.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    strip = lambda recs: [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
-    assert strip(read_metrics(os.path.join(resumed_dir, "metrics.jsonl"))) == strip(
+    timing = lambda k: k.endswith(("_time", "tokens_per_s"))
+    strip = lambda recs: [{k: v for k, v in r.items() if not timing(k)} for r in recs]
+    assert strip(read_metrics(os.path.join(resumed, "metrics.jsonl"))) == strip(
         read_metrics(os.path.join(run_dir, "metrics.jsonl"))
     )
     assert again.summary["eval_accuracy_before"] == result.summary["eval_accuracy_before"]
 
 
-def test_planted_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_planted_nan_stops_and_keeps_last_good_checkpoint(base_run, tmp_path):
+    # Continue the base run from RL step 10, saving every step, with a NaN planted in the
+    # advantages of RL step 15 (0-based index 14).
+    run_dir, _ = base_run
+    resumed = _copy_truncated(run_dir, str(tmp_path / "nan"), SFT_STEPS + 10)
     cfg = _config(
-        *TINY,
-        "trainer.sft.steps=2",
-        "trainer.rl.steps=6",
-        "trainer.rl.prompts_per_step=4",
-        "trainer.rl.group_size=4",
-        "trainer.eval_every=0",
-        "trainer.checkpoint.every=1",
-        "trainer.nan_at_step=3",
+        *BASE, "trainer.resume=true", "trainer.checkpoint.every=1", "trainer.nan_at_step=14"
     )
     with pytest.raises(NonFiniteError) as e:
-        run(cfg, str(tmp_path))
-    assert (e.value.phase, e.value.step, e.value.quantity) == ("rl", 4, "loss")
-    assert "rl step 4" in str(e.value)
-    ckpt = Checkpointer(str(tmp_path / "checkpoints"), keep=3)
-    assert ckpt.latest_step() == 2 + 3  # RL step 3, the last good one
-    assert ckpt.restore_meta(5)["step"] == 3
+        run(cfg, resumed)
+    assert (e.value.phase, e.value.step, e.value.quantity) == ("rl", 15, "loss")
+    assert "rl step 15" in str(e.value)
+    ckpt = Checkpointer(os.path.join(resumed, "checkpoints"), keep=10)
+    assert ckpt.latest_step() == SFT_STEPS + 14  # RL step 14, the last good one
+    assert ckpt.restore_meta(SFT_STEPS + 14)["step"] == 14
 
 
-def test_preference_run_from_own_samples(tmp_path):
+def test_preference_run_from_own_samples(base_run, tmp_path):
+    # Start RPO from the base run's warm start (its checkpoint at the end of SFT).
+    run_dir, _ = base_run
+    resumed = _copy_truncated(run_dir, str(tmp_path / "rpo"), SFT_STEPS)
     cfg = _config(
-        *TINY,
+        *BASE,
         "algo=rpo",
-        "trainer.sft.steps=40",
+        "trainer.resume=true",
         "trainer.preference.steps=3",
         "trainer.preference.prompts_per_step=8",
         "trainer.preference.group_size=4",
-        "trainer.eval_every=0",
     )
-    result = run(cfg, str(tmp_path))
-    recs = [r for r in read_metrics(str(tmp_path / "metrics.jsonl")) if r["phase"] == "preference"]
-    assert [r["step"] for r in recs] == [1, 2, 3]
-    assert all(np.isfinite(r["loss"]) for r in recs) and "pair_valid_frac" in recs[0]
+    result = run(cfg, resumed)
+    recs = read_metrics(os.path.join(resumed, "metrics.jsonl"))
+    pref = [r for r in recs if r["phase"] == "preference"]
+    assert [r["step"] for r in pref] == [1, 2, 3]
+    assert not any(r["phase"] == "rl" for r in recs)
+    assert all(np.isfinite(r["loss"]) for r in pref) and pref[0]["pair_valid_frac"] > 0
     assert result.summary["eval_accuracy_after"] is not None

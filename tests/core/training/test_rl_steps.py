@@ -6,16 +6,18 @@ shared by every test; batches are synthetic where a random policy would give all
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from core.models.policy import make_policy
 from core.models.transformer import TransformerConfig
-from core.objectives import AdvantageConfig, get_objective, list_objectives
-from core.sampling import SamplingConfig, score
+from core.objectives import AdvantageConfig, PolicyBatch, get_objective, list_objectives
+from core.sampling import score
 from core.tasks.arithmetic import AdditionConfig, ArithmeticTask
 from core.training.config import OptimConfig, PreferenceConfig, RLConfig
 from core.training.preference import (
@@ -29,6 +31,7 @@ from core.training.rl import (
     make_rollout,
     make_update,
     rl_optimizer,
+    rollout_sampling_config,
 )
 from core.training.state import init_state
 
@@ -62,14 +65,6 @@ def policy(task):
     return make_policy(cfg, jax.random.PRNGKey(0))
 
 
-def _sampling(task):
-    return SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
-    )
-
-
 def _copy(tree):
     return jax.tree.map(jnp.copy, tree)
 
@@ -83,33 +78,14 @@ def _changed(new, old):
 @pytest.fixture(scope="module")
 def rollout_batch(task, policy):
     """A real rollout with synthetic +-1 advantages and 0/1 rewards (a random policy scores 0)."""
-    rollout = make_rollout(policy.graphdef, task, RL, _sampling(task), AdvantageConfig())
+    rollout = make_rollout(
+        policy.graphdef, task, RL, rollout_sampling_config(task, RL), AdvantageConfig()
+    )
     batch, metrics = rollout(policy.params, jax.random.PRNGKey(1))
     batch, kl = make_reference_scorer(policy.graphdef)(policy.params, batch)
     signs = jnp.where(jnp.arange(P * G) % 2 == 0, 1.0, -1.0)
     batch = batch._replace(advantages=signs, rewards=(signs > 0).astype(jnp.float32))
     return batch, metrics, kl
-
-
-def _policy_update(name, policy, batch, rl):
-    spec = get_objective(name)
-    if getattr(spec.default_config, "beta", 0.0) == 0.0:
-        batch = batch._replace(logp_ref=None)
-    state = init_state(_copy(policy.params), rl_optimizer(rl), jax.random.PRNGKey(2))
-    return make_update(policy.graphdef, spec, spec.default_config, rl)(state, batch)
-
-
-@pytest.fixture(scope="module")
-def updated(policy, rollout_batch):
-    """``name -> (new state, metrics)`` of one update with the shared config (memoised)."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = _policy_update(name, policy, rollout_batch[0], RL)
-        return cache[name]
-
-    return get
 
 
 def test_rollout_shapes_and_old_logp(task, policy, rollout_batch):
@@ -129,28 +105,92 @@ def test_rollout_shapes_and_old_logp(task, policy, rollout_batch):
     assert 0 <= float(metrics["reward_mean"]) <= 1
 
 
-@pytest.mark.parametrize("name", POLICY_OBJECTIVES)
-def test_every_policy_objective_updates(name, policy, updated):
-    new, metrics = updated(name)
-    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
-    assert int(new.step) == 1
-    assert _changed(new.params, policy.params) > 0
-    # two epochs x two minibatches: later optimizer steps see ratios != 1
-    assert float(metrics["ratio_max"]) > 1.0 or float(metrics["ratio_min"]) < 1.0
+@functools.partial(jax.jit, static_argnames=("graphdef", "names"))
+def _one_step_per_objective(params, batch, *, graphdef, names):
+    """One optimizer step per objective, all in one program: the policy's forward pass and
+    its backward (vmapped over the objectives' log-prob cotangents) are compiled once, the
+    objectives' losses on top of them. Returns per objective: loss, gradient norm, the aux
+    ratio extremes, and the L1 change of the parameters after one Adam step."""
+    logp, vjp = jax.vjp(lambda p: score(graphdef, p, batch.prompts, batch.completions), params)
+    losses, cotangents, ratio_max, ratio_min = [], [], [], []
+    for name in names:
+        spec = get_objective(name)
+        with_kl = getattr(spec.default_config, "beta", 0.0) > 0
+
+        def loss(lp, spec=spec, with_kl=with_kl):
+            pb = PolicyBatch(
+                logp=lp,
+                logp_old=batch.logp_old,
+                mask=batch.mask,
+                advantages=batch.advantages,
+                logp_ref=batch.logp_ref if with_kl else None,
+                rewards=batch.rewards,
+            )
+            loss_sum, denom, aux = spec.loss(pb, spec.default_config)
+            return loss_sum / denom, aux
+
+        (value, aux), g = jax.value_and_grad(loss, has_aux=True)(logp)
+        losses.append(value)
+        cotangents.append(g)
+        ratio_max.append(aux["ratio_max"])
+        ratio_min.append(aux["ratio_min"])
+    (grads,) = jax.vmap(vjp)(jnp.stack(cotangents))
+    tx = rl_optimizer(RL)
+
+    def adam_step(g):
+        updates, _ = tx.update(g, tx.init(params), params)
+        new = optax.apply_updates(params, updates)
+        return sum(
+            jnp.sum(jnp.abs(a - b)) for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params))
+        )
+
+    return {
+        "loss": jnp.stack(losses),
+        "grad_norm": jax.vmap(optax.tree.norm)(grads),
+        "ratio_max": jnp.stack(ratio_max),
+        "ratio_min": jnp.stack(ratio_min),
+        "param_change": jax.vmap(adam_step)(grads),
+    }
 
 
-def test_micro_batches_are_exact(policy, rollout_batch, updated):
-    whole, _ = updated("dapo")
-    chunked, _ = _policy_update(
-        "dapo", policy, rollout_batch[0], dataclasses.replace(RL, micro_batches=2)
+def test_every_policy_objective_takes_a_step(policy, rollout_batch):
+    """Every registered policy objective gives a finite loss and a non-zero gradient through the
+    policy, and one optimizer step changes the parameters. ``logp_old`` is shifted so that the
+    ratios are != 1 and the clips / gates are active on some tokens."""
+    batch = rollout_batch[0]
+    shift = 0.3 * jnp.where(jnp.arange(batch.mask.size).reshape(batch.mask.shape) % 3 == 0, 1, -1)
+    batch = batch._replace(logp_old=batch.logp_old + shift)
+    out = jax.device_get(
+        _one_step_per_objective(
+            policy.params, batch, graphdef=policy.graphdef, names=tuple(POLICY_OBJECTIVES)
+        )
     )
+    for i, name in enumerate(POLICY_OBJECTIVES):
+        assert np.isfinite(out["loss"][i]), name
+        assert out["grad_norm"][i] > 0, name
+        assert out["param_change"][i] > 0, name
+        assert out["ratio_max"][i] > 1.0 and out["ratio_min"][i] < 1.0, name
+
+
+def test_update_runs_epochs_of_minibatches_and_accumulates_exactly(policy, rollout_batch):
+    """``make_update`` (2 epochs x 2 minibatches) changes the parameters with a finite loss, the
+    later optimizer steps see ratios != 1, and 2 micro-batches give the same parameters."""
+    spec = get_objective("dapo")
+    batch = rollout_batch[0]._replace(logp_ref=None)
+    out = []
+    for micro in (1, 2):
+        rl = dataclasses.replace(RL, micro_batches=micro)
+        state = init_state(_copy(policy.params), rl_optimizer(rl), jax.random.PRNGKey(2))
+        out.append(make_update(policy.graphdef, spec, spec.default_config, rl)(state, batch))
+    (whole, metrics), (chunked, _) = out
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
+    assert int(whole.step) == 1 and _changed(whole.params, policy.params) > 0
+    assert float(metrics["ratio_max"]) > 1.0 or float(metrics["ratio_min"]) < 1.0
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(chunked.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
 
 
-@pytest.mark.parametrize("name", PREFERENCE_OBJECTIVES)
-def test_every_preference_objective_updates(name, task, policy):
-    spec = get_objective(name)
+def test_every_preference_objective_updates(task, policy):
     cfg = PreferenceConfig(
         prompts_per_step=16, source="dataset", optim=OptimConfig(lr=1e-2, warmup_steps=0)
     )
@@ -158,12 +198,20 @@ def test_every_preference_objective_updates(name, task, policy):
         policy.params, policy.params, jax.random.PRNGKey(4)
     )
     assert float(metrics["pair_valid_frac"]) > 0
-    state = init_state(_copy(policy.params), preference_optimizer(cfg), jax.random.PRNGKey(5))
-    new, m = make_preference_update(policy.graphdef, spec, spec.default_config, cfg)(state, pairs)
-    assert np.isfinite(float(m["loss"])) and float(m["grad_norm"]) > 0
-    # policy == reference: the implicit reward margin starts at 0 and the DPO loss at log 2
-    np.testing.assert_allclose(float(m["dpo_loss"]), np.log(2.0), rtol=1e-5)
-    assert _changed(new.params, policy.params) > 0
+    # the pairs are right: chosen = exact answer, rejected = the carry-free one
+    chosen = task.tokenizer.decode_batch(np.asarray(pairs.chosen))
+    rejected = task.tokenizer.decode_batch(np.asarray(pairs.rejected))
+    valid = np.asarray(pairs.mask_chosen).sum(1) > 0
+    assert all(c != r for c, r, v in zip(chosen, rejected, valid) if v)
+    for name in PREFERENCE_OBJECTIVES:
+        spec = get_objective(name)
+        state = init_state(_copy(policy.params), preference_optimizer(cfg), jax.random.PRNGKey(5))
+        update = make_preference_update(policy.graphdef, spec, spec.default_config, cfg)
+        new, m = update(state, pairs)
+        assert np.isfinite(float(m["loss"])) and float(m["grad_norm"]) > 0, name
+        # policy == reference: the implicit reward margin starts at 0 and the DPO loss at log 2
+        np.testing.assert_allclose(float(m["dpo_loss"]), np.log(2.0), rtol=1e-5)
+        assert _changed(new.params, policy.params) > 0, name
 
 
 class _ParityTask:
@@ -187,7 +235,7 @@ class _ParityTask:
 def test_dynamic_sampling_keeps_mixed_groups(task, policy):
     rl = dataclasses.replace(RL, group_size=2, dynamic_sampling=True, oversample=4)
     rollout = make_rollout(
-        policy.graphdef, _ParityTask(task), rl, _sampling(task), AdvantageConfig()
+        policy.graphdef, _ParityTask(task), rl, rollout_sampling_config(task, rl), AdvantageConfig()
     )
     batch, m = rollout(policy.params, jax.random.PRNGKey(6))
     assert batch.completions.shape[0] == P * 2
