@@ -45,7 +45,7 @@ TABLE_METRICS: Final = (
     ("kl_exact", "KL exact"),
     ("tv_sampled", "TV sampled"),
     ("tv_train", "TV train"),
-    ("delta_mean_train", "E_π δ train"),
+    ("delta_gain_train", "ΔE_π δ train"),
     ("reward_delta", "Δreward"),
     ("sens_tv", "TV/ε"),
 )
@@ -95,10 +95,31 @@ def load_rows(root: str | Path) -> list[dict[str, Any]]:
                 if isinstance(v, (int, float, str, bool)) or v is None:
                     job_facts[f"job_{k}"] = v
         job = str(f.parent.relative_to(root)) or "."
-        for line in f.read_text().splitlines():
-            if line.strip():
-                rows.append({"job": job, **json.loads(line), **job_facts})
+        job_rows = [
+            {"job": job, **json.loads(line), **job_facts}
+            for line in f.read_text().splitlines()
+            if line.strip()
+        ]
+        _add_paired_gain(job_rows)
+        rows.extend(job_rows)
     return rows
+
+
+def _add_paired_gain(rows: list[dict[str, Any]]) -> None:
+    """``delta_gain_train`` = E_π δ of a run minus that of the ε = 0 run of the same seed.
+
+    Paired over seeds (runs of a seed share every random number), so its interval is much
+    tighter than the difference of the two means. Rows of one job only.
+    """
+    base = {
+        (r.get("perturbation"), r.get("objective"), r.get("seed")): r.get("delta_mean_train")
+        for r in rows
+        if r.get("eps") == 0.0
+    }
+    for r in rows:
+        b = base.get((r.get("perturbation"), r.get("objective"), r.get("seed")))
+        if r.get("delta_mean_train") is not None and b is not None:
+            r["delta_gain_train"] = r["delta_mean_train"] - b
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -380,8 +401,9 @@ same seed, on held-out prompts, at the sequence level (TV = ½ Σ_y |π_ε(y) �
 KL(π_ε ‖ π_0), averaged over prompts). "exact" enumerates every well-formed completion (the
 rest is one lumped outcome); "sampled" estimates the full-sequence TV from completions of π_ε
 scored under both policies; "TV train" is the exact TV on the training prompts, where δ acts;
-"E_π δ train" is the expected perturbation under the final policy on the training prompts (for
-δ = ties: the probability of the tie-breaking answer).
+"ΔE_π δ train" is the change, paired by seed, of the expected perturbation under the final
+policy on the training prompts (for δ = ties: how much probability moved onto the tie-breaking
+answers).
 Cells: mean ± 95% Student-t half-width over seeds. "seed floor TV" is the
 mean TV between different seeds at ε = 0 (run-to-run noise of training itself).
 
