@@ -41,6 +41,11 @@ lock:
 clean-venv:
 	rm -rf $(VENV)
 
+# The default policy-cliff sweep (6 Hydra jobs; seeds x eps vmapped inside each job), then
+# the report (its path is printed at the end).
+sweep: $(STAMP)
+	$(BIN)/python -m experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1 $(ARGS)
+
 # Benchmarks (needs the optional PyTorch baselines: requirements-bench.lock pins torch/transformers).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-bench.lock
