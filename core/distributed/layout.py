@@ -46,6 +46,7 @@ class Layout:
     Attributes:
       mesh: the ``(data, fsdp, tensor)`` mesh (``make_mesh``).
       rules: a rule-set name from ``PARTITION_RULES`` or a tuple of ``Rule``.
+      _wrappers: memo of ``sharded_partial`` (internal; not part of equality or hash).
     """
 
     mesh: Mesh
