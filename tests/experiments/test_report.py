@@ -39,6 +39,7 @@ def _write_multirun(root: Path) -> None:
                     "kl_exact": 2 * tv,
                     "tv_sampled": tv,
                     "reward_delta": -tv,
+                    "delta_mean_train": 0.3 + tv + 0.01 * seed,
                     "sens_tv": tv / eps if eps > 0 else None,
                 }
                 lines.append(json.dumps(row))
@@ -80,6 +81,9 @@ def test_report_on_synthetic_dir(tmp_path):
     assert g["sens_tv"] == pytest.approx(2.0)
     assert g["reward_delta"] == pytest.approx(-0.2)
     assert g["noise_floor_tv"] == pytest.approx(0.01)
+    # Paired by seed: the seed offsets cancel, leaving tv (0.1, 0.2, 0.3).
+    assert g["delta_gain_train"] == pytest.approx(0.2)
+    assert g["delta_gain_train_ci"] == pytest.approx(g["tv_exact_ci"])
     m = cells[("mhpo", 0.1)]
     assert m["tv_exact"] == pytest.approx(0.05) and m["tv_exact_ci"] == pytest.approx(0.0)
     assert m["entropy_coef"] == pytest.approx(0.01)
