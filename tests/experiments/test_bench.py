@@ -125,3 +125,35 @@ def test_sampler_reforward_matches_kv_cache_greedy():
     done = np.cumsum(np.asarray(out.completion) == 1, axis=1) > 0
     same = np.asarray(ref[:, 4:]) == np.asarray(out.completion)
     assert np.all(same | done)
+
+
+@pytest.mark.parametrize(
+    "spec,sa,sb,flat",
+    [
+        ("bsd,dthk->bsthk", (2, 3, 8), (8, 3, 2, 4), True),
+        ("bshk,hkd->bsd", (2, 3, 2, 4), (2, 4, 8), True),
+        ("bsd,dv->bsv", (2, 3, 8), (8, 5), True),
+        ("bshk,bthk->bhst", (2, 3, 2, 4), (2, 3, 2, 4), False),
+    ],
+)
+def test_flat_einsum_equals_einsum(spec, sa, sb, flat):
+    from experiments import bench_proto
+
+    a = jax.random.normal(jax.random.key(0), sa)
+    b = jax.random.normal(jax.random.key(1), sb)
+    out = bench_proto.flat_einsum(spec, a, b)
+    np.testing.assert_allclose(out, jnp.einsum(spec, a, b), rtol=1e-5, atol=1e-5)
+    jaxpr = str(jax.make_jaxpr(lambda a, b: bench_proto.flat_einsum(spec, a, b))(a, b))
+    # the flattened form is one rank-2 dot_general
+    assert ("dot_general" in jaxpr and "reshape" in jaxpr) == flat
+
+
+def test_flat_dots_patch_is_scoped():
+    from core.models import transformer
+    from experiments import bench_proto
+
+    real = transformer.jnp
+    with bench_proto.flat_dots():
+        assert transformer.jnp.einsum is bench_proto.flat_einsum
+        assert transformer.jnp.float32 is real.float32
+    assert transformer.jnp is real
