@@ -302,6 +302,11 @@ def _check_consistency(exp: ExperimentConfig) -> None:
             f"model.max_seq_len: must be >= prompt_len + max_new_tokens = {need} for task "
             f"{exp.task.name!r}, got {exp.model.max_seq_len}"
         )
+    if exp.trainer.rl.overlong_buffer > task.max_new_tokens:
+        raise ConfigError(
+            "trainer.rl.overlong_buffer: must be <= the generation budget max_new_tokens = "
+            f"{task.max_new_tokens} of task {exp.task.name!r}, got {exp.trainer.rl.overlong_buffer}"
+        )
     spec = get_objective(exp.algo.name)
     pref = exp.trainer.preference
     if (

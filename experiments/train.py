@@ -33,6 +33,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from core.distributed.multihost import maybe_initialize_distributed
 from core.models.policy import make_policy, param_count
 from core.objectives import get_objective
 from core.training.checkpoint import Checkpointer
@@ -139,7 +140,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 watch=SFT_WATCH,
                 postfix=("loss", "token_acc"),
             )
-            state, _ = run_phase(
+            state, sft_eval = run_phase(
                 phase,
                 state,
                 params0,
@@ -152,7 +153,9 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             )
             timings["sft_time_s"] = time.perf_counter() - t0
             warm = state.params
-            info["eval_accuracy_before"] = to_host(evaluate(warm))["eval_accuracy"]
+            if not sft_eval:  # no SFT step ran in this process (resumed at its end, or 0 steps)
+                sft_eval = to_host(evaluate(warm))
+            info["eval_accuracy_before"] = sft_eval["eval_accuracy"]
             main_start = 0
             reference = _copy(warm)
             main_params = warm
@@ -326,6 +329,8 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m experiments.train``)."""
     for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the terminal clean
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Multi-process runs must initialise before anything touches devices (building a task does).
+    maybe_initialize_distributed(OmegaConf.to_container(cfg.mesh, resolve=True))
     try:
         exp = build_config(cfg)
         if (exp.mesh.data, exp.mesh.fsdp, exp.mesh.tensor) != (1, 1, 1):

@@ -76,6 +76,7 @@ def run_phase(
         desc=phase.name,
         disable=not cfg.progress,
         dynamic_ncols=True,
+        mininterval=0.5,
         leave=True,
     )
     postfix: dict[str, str] = {}

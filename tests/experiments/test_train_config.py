@@ -79,6 +79,7 @@ def test_overrides_are_typed_and_validated(load):
         (["algo=grpo", "algo.kl_estimator=k9"], "algo.kl_estimator"),
         (["+algo.not_a_field=1"], "algo.not_a_field"),
         (["model.max_seq_len=4"], "model.max_seq_len"),
+        (["trainer.rl.overlong_buffer=9"], "trainer.rl.overlong_buffer"),
         (["task.n_digits=7"], "task.n_digits"),
         (
             ["algo=dpo", "task=many_answers", "trainer.preference.source=dataset"],
