@@ -459,8 +459,8 @@ class ReportCallback:
         except FileNotFoundError as err:  # every job failed: say so, do not mask the failure
             print(f"[report] {err}", file=sys.stderr)
             return
-        print(f"[report] {path}")
         print((sweep_dir / "table.md").read_text())
+        print(f"[report] {path}")
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         del config, kwargs
