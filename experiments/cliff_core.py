@@ -293,6 +293,11 @@ def objective_has_kl(obj_cfg: Any) -> bool:
     return any(f.name == "beta" for f in dataclasses.fields(obj_cfg))
 
 
+def uses_reference(ts: TrainSpec) -> bool:
+    """Whether the update needs the warm-start policy's log-probs (a KL term is on)."""
+    return ts.kl_beta > 0 or float(getattr(ts.obj_cfg, "beta", 0.0) or 0.0) > 0
+
+
 def sampling_config(task: Any, rl: RLConfig) -> SamplingConfig:
     """The rollout sampler settings of ``rl`` for ``task``."""
     tok = task.tokenizer
@@ -414,7 +419,7 @@ def make_cliff_train(
         raise ValueError(f"prompts_per_step={p} exceeds the training prompt set ({n_train})")
     sampling = sampling_config(ts.task, rl)
     policy_logp = rl.temperature == 1.0 and rl.top_k == 0 and rl.top_p == 1.0
-    needs_ref = ts.kl_beta > 0
+    needs_ref = uses_reference(ts)
     tx = make_optimizer(rl.optim, total_updates(rl))
     update = make_update_fn(ts, tx)
     adv_cfg = advantage_config(ts)
@@ -503,7 +508,7 @@ def make_replay_train(
     """
     rl = ts.rl
     g = rl.group_size
-    needs_ref = ts.kl_beta > 0
+    needs_ref = uses_reference(ts)
     tx = make_optimizer(rl.optim, total_updates(rl))
     update = make_update_fn(ts, tx)
     adv_cfg = advantage_config(ts)

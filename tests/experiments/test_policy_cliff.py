@@ -226,6 +226,22 @@ def test_vmapped_runs_equal_runs_one_by_one(tiny):
     assert any(not np.allclose(x[0], x[2]) for x in leaves)
 
 
+@pytest.mark.parametrize(("algo", "kl_beta"), [("grpo", None), ("cispo", 0.05), ("mhpo", 0.05)])
+def test_kl_to_warm_start_traces(tiny, algo, kl_beta):
+    """With a KL coefficient the update scores the warm-start policy (tracing only: cheap)."""
+    job, setup, _, _, _ = tiny
+    sweep = dataclasses.replace(job.sweep, kl_beta=kl_beta)
+    setup.job = dataclasses.replace(job, sweep=sweep)
+    try:
+        ts, beta = setup.train_spec(algo, None)
+    finally:
+        setup.job = job
+    assert beta == (0.04 if kl_beta is None else kl_beta) and cc.uses_reference(ts)
+    train = cc.make_cliff_train(ts, setup.tp, setup.tm)
+    params, _ = jax.eval_shape(train, setup.init_params, setup.k_runs, 0.1, setup.pert)
+    assert jax.tree.structure(params) == jax.tree.structure(setup.init_params)
+
+
 def test_sampled_tv_tracks_exact_tv(tiny):
     _, setup, _, out, _ = tiny
 
