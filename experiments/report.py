@@ -364,15 +364,19 @@ def _jobs_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         jobs.setdefault(r["job"], r)
     lines = [
-        "| job | overrides | runs | wall s | compile+train s | seed floor TV |",
-        "|---|---|---|---|---|---|",
+        "| job | overrides | runs | wall s | warm start s | compile s | train s | eval s | seed floor TV |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for job, r in sorted(jobs.items()):
         n = sum(1 for x in rows if x["job"] == job)
+        t = [
+            _as_float(r.get(f"job_{k}"))
+            for k in ("wall_s", "sft_s", "compile_s", "train_s", "eval_s")
+        ]
         lines.append(
             f"| {job} | `{r.get('job_overrides', '')}` | {n} | "
-            f"{_as_float(r.get('job_wall_s')):.1f} | {_as_float(r.get('job_train_s')):.1f} | "
-            f"{_as_float(r.get('job_noise_floor_tv')):.4g} |"
+            + " | ".join(f"{x:.1f}" for x in t)
+            + f" | {_as_float(r.get('job_noise_floor_tv')):.4g} |"
         )
     return "\n".join(lines)
 
