@@ -207,6 +207,7 @@ class Settings:
       sampler_modes: "greedy" and/or "sample".
       sweep_k: numbers of runs of the sweep benchmark.
       sweep_steps: RL steps per sweep run.
+      sweep_models: model presets of the sweep runs ("small" d=128, "tiny" d=32).
       scaling_lengths: completion lengths N of the scaling benchmark.
       scaling_groups: group sizes G of the scaling benchmark.
       matmul_n: size of the matmul reference.
@@ -222,6 +223,7 @@ class Settings:
     sampler_modes: tuple[str, ...] = ("greedy", "sample")
     sweep_k: tuple[int, ...] = (1, 4, 16)
     sweep_steps: int = 4
+    sweep_models: tuple[str, ...] = ("small", "tiny")
     scaling_lengths: tuple[int, ...] = (4, 12, 28, 60)
     scaling_groups: tuple[int, ...] = (2, 4, 8, 16)
     matmul_n: int = 1024
@@ -702,18 +704,21 @@ def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
 # --------------------------------------------------------------------------------------------
 
 
-def cliff_train_fn(steps: int, prompts_per_step: int = 8, group_size: int = 4):
+def cliff_train_fn(
+    steps: int, prompts_per_step: int = 8, group_size: int = 4, preset: str = "small"
+):
     """The policy-cliff job's pure ``train(init_params, key, eps, pert)`` on addition, GRPO
-    without KL, a small RL batch (``prompts_per_step × group_size``) per step."""
+    without KL, a small RL batch (``prompts_per_step × group_size``) per step; model = the
+    ``core.models.transformer`` preset ("small": d=128, the default; "tiny": d=32)."""
     from core.models.policy import make_policy
+    from core.models.transformer import preset_config
     from core.objectives import get_objective
     from core.tasks.registry import get_task
     from core.training.config import RLConfig
     from experiments.cliff_core import Perturbation, TrainSpec, make_cliff_train, num_answers
 
     task = get_task("addition")
-    cfg = model_config(128, 64)
-    cfg = dataclasses.replace(cfg, vocab_size=task.tokenizer.vocab_size)
+    cfg = preset_config(preset, task.tokenizer.vocab_size, 64)
     graphdef, params = make_policy(cfg, 0)
     spec = get_objective("grpo")
     obj_cfg = dataclasses.replace(spec.default_config, beta=0.0)
@@ -736,29 +741,36 @@ def cliff_train_fn(steps: int, prompts_per_step: int = 8, group_size: int = 4):
 
 def bench_sweep(s: Settings) -> tuple[list[dict], str]:
     """Section 4 (module docstring)."""
-    train, params, pert = cliff_train_fn(s.sweep_steps)
-    single = jax.jit(train)
-    batched = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, None)))
     results, rows = [], []
     reps = max(2, s.reps - 2)
-    for k in s.sweep_k:
+    for preset, k in [(m, k) for m in s.sweep_models for k in s.sweep_k]:
+        train, params, pert = cliff_train_fn(s.sweep_steps, preset=preset)
+        single = jax.jit(train)
+        batched = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, None)))
         keys = jax.random.split(jax.random.key(3), k)
         eps = jnp.linspace(0.0, 0.3, k).astype(jnp.float32)
 
-        def seq(keys=keys, eps=eps):
+        def seq(keys=keys, eps=eps, single=single, params=params, pert=pert):
             out = [single(params, keys[i], eps[i], pert) for i in range(keys.shape[0])]
             jax.block_until_ready(out)
 
-        def vm(keys=keys, eps=eps):
+        def vm(keys=keys, eps=eps, batched=batched, params=params, pert=pert):
             jax.block_until_ready(batched(params, keys, eps, pert))
 
         ts_ = time_fn(seq, reps)
         tv = time_fn(vm, reps)
         results.append(
-            {"K": k, "steps": s.sweep_steps, "sequential": ts_.as_dict(), "vmapped": tv.as_dict()}
+            {
+                "model": preset,
+                "K": k,
+                "steps": s.sweep_steps,
+                "sequential": ts_.as_dict(),
+                "vmapped": tv.as_dict(),
+            }
         )
         rows.append(
             [
+                preset,
                 k,
                 f"{1000 * ts_.median / k:.0f}",
                 fmt_spread(ts_),
@@ -767,9 +779,12 @@ def bench_sweep(s: Settings) -> tuple[list[dict], str]:
                 f"{tv.median / ts_.median:.2f}",
             ]
         )
-        print(f"  sweep K={k} done", file=sys.stderr, flush=True)
-    header = ["K", "sequential ms/run", "spread", "vmapped ms/run", "spread", "vmap/seq"]
-    title = f"4. Sweeps: policy-cliff train, {s.sweep_steps} RL steps of 8 prompts x 4 per run"
+        print(f"  sweep {preset} K={k} done", file=sys.stderr, flush=True)
+    header = ["model", "K", "sequential ms/run", "spread", "vmapped ms/run", "spread", "vmap/seq"]
+    title = (
+        f"4. Sweeps: policy-cliff train, {s.sweep_steps} RL steps of 8 prompts x 4 per run "
+        "(small: d=128 2 layers; tiny: d=32 2 layers)"
+    )
     return results, print_table(title, header, rows)
 
 
