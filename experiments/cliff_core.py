@@ -335,9 +335,7 @@ def _masked_mean(x: Array, m: Array) -> Array:
     return jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
-def make_update_fn(
-    ts: TrainSpec, tx: optax.GradientTransformation, init_params: PyTree | None = None
-):
+def make_update_fn(ts: TrainSpec, tx: optax.GradientTransformation):
     """``update(params, opt_state, prompts, rec, adv, logp_ref, key, entropy_coef)``.
 
     Returns ``(params, opt_state, metrics)``. ``entropy_coef`` is an argument (not a compiled
@@ -348,7 +346,6 @@ def make_update_fn(
     masked mean token entropy, plus ``β · mean k3(π_θ, π_init)`` when the objective has no KL
     field and ``β > 0``.
     """
-    del init_params
     rl = ts.rl
     b = rl.prompts_per_step * rl.group_size
     n_mb = rl.minibatches
@@ -425,7 +422,7 @@ def make_cliff_train(
     adv_cfg = advantage_config(ts)
     tok = ts.task.tokenizer
 
-    def rollout(params, init_params, key, eps, pert):
+    def rollout(params, key, pert):
         k_prompt, k_sample = jax.random.split(key)
         if p == n_train:
             idx = jnp.arange(n_train, dtype=jnp.int32)
@@ -473,7 +470,7 @@ def make_cliff_train(
         def body(carry, k):
             params, opt_state = carry
             k_roll, k_upd = jax.random.split(k)
-            rec = rollout(params, init_params, k_roll, eps, pert)
+            rec = rollout(params, k_roll, pert)
             params, opt_state, metrics = step_on(
                 params, opt_state, init_params, rec, eps, k_upd, c_h
             )
