@@ -119,8 +119,8 @@ def test_sampler_reforward_matches_kv_cache_greedy():
     cfg = dataclasses.replace(bench.model_config(32, 16), n_heads=2)
     graphdef, params = make_policy(cfg, 0)
     prompts = jnp.asarray(np.random.default_rng(0).integers(2, bench.VOCAB, (3, 4)), jnp.int32)
-    ref = bench.make_reforward(graphdef)(params, prompts, jax.random.key(0), 3, True)
-    out = sample(graphdef, params, prompts, jax.random.key(0), SamplingConfig(3, temperature=0.0))
+    ref = bench.make_reforward(graphdef)(params, prompts, jax.random.key(0), 2, True)
+    out = sample(graphdef, params, prompts, jax.random.key(0), SamplingConfig(2, temperature=0.0))
     # before any EOS the two decoders agree token for token
     done = np.cumsum(np.asarray(out.completion) == 1, axis=1) > 0
     same = np.asarray(ref[:, 4:]) == np.asarray(out.completion)
