@@ -53,10 +53,22 @@ def test_every_objective_has_an_algo_option(load):
         assert exp.algo.config == spec.default_config  # defaults come from the registry
 
 
-@pytest.mark.parametrize("task", ["addition", "mult_mod", "many_answers", "multi_reward"])
+def _options(group):
+    return sorted(f[:-5] for f in os.listdir(os.path.join(CONF, group)) if f.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("task", _options("task"))
 def test_every_task_option_builds(load, task):
     exp = build_config(load(f"task={task}"))
     assert exp.task.name == task
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"model={o}" for o in _options("model")] + [f"trainer={o}" for o in _options("trainer")],
+)
+def test_every_model_and_trainer_option_builds(load, override):
+    build_config(load(override))
 
 
 def test_overrides_are_typed_and_validated(load):
