@@ -399,6 +399,9 @@ def bench_objectives(s: Settings, bt) -> tuple[list[dict], str]:
                 rec["torch_eager"] = te.as_dict()
                 row += [fmt_rate(tokens / te.median), f"{te.median / tj.median:.2f}x"]
                 if name in compiled:
+                    # Every objective's wrapper shares one code object: without a reset, dynamo
+                    # hits its recompile limit after 8 variants and silently runs eager.
+                    torch._dynamo.reset()
                     cfn = torch.compile(fn, dynamic=False)
                     t0 = time.perf_counter()
                     run(cfn)
