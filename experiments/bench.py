@@ -163,6 +163,7 @@ def machine_info() -> dict[str, Any]:
         "jax_platform": jax.devices()[0].platform,
         "jax_device_count": jax.device_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
     }
     bt = torch_or_none()
     if bt is not None:
@@ -898,7 +899,7 @@ def run(sections: Sequence[str], settings: Settings, out_dir: Path | None) -> di
     print(f"# cliffjax bench  {info['time_utc']}")
     print(
         f"# device: {info['jax_device']} ({info['jax_platform']}); CPU: {info['cpu']}, "
-        f"{info['cores']} cores; load {info['load_avg'][0]:.2f}"
+        f"{info['cores']} cores (affinity {info['cpu_affinity']}); load {info['load_avg'][0]:.2f}"
     )
     print(
         f"# jax {info['jax']}"
@@ -966,6 +967,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--proto", action="store_true", help="also time the bench_proto speed prototypes"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="PyTorch intra-op threads (0 = its default); pair 1 with `taskset -c 1` and "
+        "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false for a one-core comparison",
+    )
     p.add_argument("--out", default="bench_results", help="output folder ('' = no files)")
     args = p.parse_args(argv)
     bad = [x for x in args.only.split(",") if x not in SECTIONS]
@@ -982,6 +990,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.proto:
         settings = dataclasses.replace(settings, proto=True)
     sections = [x for x in SECTIONS if x in args.only.split(",")]
+    if args.threads and torch_or_none() is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     return run(sections, settings, Path(args.out) if args.out else None)
 
 
