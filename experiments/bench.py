@@ -311,8 +311,9 @@ def objective_inputs(b: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
     )
 
 
-def jax_objective_fn(name: str) -> Callable[..., Any]:
-    """jit'd ``f(inputs) -> (loss, dloss/dlogp, aux)`` for a registered objective."""
+def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
+    """jit'd ``f(inputs) -> (loss, dloss/dlogp, aux)`` for a registered objective
+    (``with_aux=False``: the aux metrics are dropped, so XLA removes their computation)."""
     from core.objectives import PolicyBatch, PreferenceBatch, get_objective
 
     spec = get_objective(name)
@@ -339,7 +340,7 @@ def jax_objective_fn(name: str) -> Callable[..., Any]:
     @jax.jit
     def f(x):
         (value, aux), grad = jax.value_and_grad(loss, has_aux=True)(x["logp"], x)
-        return value, grad, aux
+        return value, grad, (aux if with_aux else {})
 
     return f
 
@@ -380,8 +381,22 @@ def bench_objectives(s: Settings, bt) -> tuple[list[dict], str]:
         for name in names:
             f = jax_objective_fn(name)
             tj = time_fn(lambda f=f, x=x_jax: jax.block_until_ready(f(x)), s.reps)
-            rec = {"objective": name, "B": b, "T": t, "jax": tj.as_dict()}
-            row = [name, f"{b}x{t}", fmt_rate(tokens / tj.median), fmt_spread(tj)]
+            f0 = jax_objective_fn(name, with_aux=False)
+            t0_ = time_fn(lambda f=f0, x=x_jax: jax.block_until_ready(f(x)), s.reps)
+            rec = {
+                "objective": name,
+                "B": b,
+                "T": t,
+                "jax": tj.as_dict(),
+                "jax_no_aux": t0_.as_dict(),
+            }
+            row = [
+                name,
+                f"{b}x{t}",
+                fmt_rate(tokens / tj.median),
+                fmt_spread(tj),
+                fmt_rate(tokens / t0_.median),
+            ]
             if bt is not None:
                 import torch
 
@@ -415,7 +430,7 @@ def bench_objectives(s: Settings, bt) -> tuple[list[dict], str]:
             results.append(rec)
             rows.append(row)
             print(f"  objectives {name} {b}x{t} done", file=sys.stderr, flush=True)
-    header = ["objective", "BxT", "jax tok/s", "spread"]
+    header = ["objective", "BxT", "jax tok/s", "spread", "jax no-aux"]
     if bt is not None:
         header += ["torch eager", "jax/eager", "torch.compile", "jax/compile"]
     return results, print_table("1. Objectives: value + grad w.r.t. log-probs", header, rows)
