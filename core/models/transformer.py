@@ -255,11 +255,18 @@ class Attention(nnx.Module):
         b, s = x.shape[:2]
         # Projections take the rows as one [B·S, d] matrix (see _rows).
         w_qkv = self.qkv[...].astype(self.dtype)
-        qkv = jnp.einsum("md,dthk->mthk", _rows(x), w_qkv).reshape(b, s, *w_qkv.shape[1:])
-        k = rope(qkv[:, :, 1], positions, self.theta)
-        v = qkv[:, :, 2]
+        rows = _rows(x)
+        # One matmul per slice of the fused weight: slicing one fused product made the
+        # backward pass pad the activation gradient back to [B·S, 3, H, Dh] (and [B·S, 2, F]
+        # in SwiGLU); separate products keep every dot canonical (performance only).
+        proj = [
+            jnp.einsum("md,dhk->mhk", rows, w_qkv[:, j]).reshape(b, s, *w_qkv.shape[2:])
+            for j in range(3)
+        ]
+        k = rope(proj[1], positions, self.theta)
+        v = proj[2]
         first_query = s - 1 if last_only else 0
-        q = rope(qkv[:, first_query:, 0], positions[:, first_query:], self.theta)
+        q = rope(proj[0][:, first_query:], positions[:, first_query:], self.theta)
         if cache_kv is None:
             keys, values, new_kv = k, v, None
             start = jnp.zeros((), jnp.int32)
@@ -308,8 +315,9 @@ class SwiGLU(nnx.Module):
         self.down = init.take((f, d), down_std, pdt, ("mlp", "embed"))
 
     def __call__(self, x: Array) -> Array:
-        gu = jnp.einsum("md,dtf->mtf", _rows(x), self.gate_up[...].astype(self.dtype))
-        hidden = jax.nn.silu(gu[:, 0]) * gu[:, 1]
+        w = self.gate_up[...].astype(self.dtype)
+        rows = _rows(x)
+        hidden = jax.nn.silu(rows @ w[:, 0]) * (rows @ w[:, 1])
         y = jnp.einsum("mf,fd->md", hidden, self.down[...].astype(self.dtype))
         return y.reshape(x.shape)
 
