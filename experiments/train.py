@@ -33,6 +33,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from core.distributed import Layout, is_main_process, make_mesh
 from core.distributed.multihost import maybe_initialize_distributed
 from core.models.policy import make_policy, param_count
 from core.objectives import get_objective
@@ -84,6 +85,14 @@ def _keys(seed: int) -> dict[str, jax.Array]:
     return dict(zip(names, jax.random.split(jax.random.PRNGKey(seed), len(names))))
 
 
+def make_layout(exp: ExperimentConfig) -> Layout | None:
+    """The mesh layout of ``exp.mesh`` (docs/scaling.md), or ``None`` (plain ``jax.jit``) for
+    one device."""
+    if exp.mesh.axis_sizes(jax.device_count()) == (1, 1, 1):
+        return None
+    return Layout(make_mesh(exp.mesh), exp.mesh.rules)
+
+
 def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     """Run the whole job in ``run_dir``; raises ``NonFiniteError`` from the guard."""
     t_start = time.perf_counter()
@@ -94,9 +103,15 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     keys = commit_to_device(_keys(exp.seed))
     graphdef, params0 = make_policy(exp.model, keys["model"])
     params0 = commit_to_device(params0)
-    evaluate = make_evaluator(graphdef, task)
-    with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
-        fh.write(OmegaConf.to_yaml(OmegaConf.create(experiment_to_dict(exp))))
+    layout = make_layout(exp)
+    if layout is not None:  # sharded: parameters by the rules, keys replicated
+        params0 = layout.place(params0)
+        keys = layout.place(keys, "replicated")
+    evaluate = make_evaluator(graphdef, task, layout=layout)
+    # With several processes every one computes; process 0 alone writes files.
+    if is_main_process():
+        with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
+            fh.write(OmegaConf.to_yaml(OmegaConf.create(experiment_to_dict(exp))))
 
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), cfg.checkpoint.keep)
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
@@ -106,11 +121,12 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
         print(f"resume: no checkpoint in {ckpt.directory}; starting fresh", file=sys.stderr)
     if meta:
         done = (PHASE_ORDER[meta["phase"]], meta["step"])
-        truncate_metrics(metrics_path, lambda r: (PHASE_ORDER[r["phase"]], r["step"]) <= done)
+        if is_main_process():
+            truncate_metrics(metrics_path, lambda r: (PHASE_ORDER[r["phase"]], r["step"]) <= done)
         print(f"resume: checkpoint {latest} ({meta['phase']} step {meta['step']})", file=sys.stderr)
-    elif os.path.exists(metrics_path):
+    elif is_main_process() and os.path.exists(metrics_path):
         os.remove(metrics_path)
-    writer = MetricsWriter(metrics_path)
+    writer = MetricsWriter(metrics_path if is_main_process() else os.devnull)
     info: dict[str, Any] = dict(meta.get("info", {}))
     timings: dict[str, float] = {}
     is_pref = spec.kind == "preference"
@@ -125,7 +141,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
 
         # --- supervised warm start ------------------------------------------------------------
         sft = cfg.sft
-        state = init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"])
+        state = init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"], layout=layout)
         if meta.get("phase", "sft") == "sft":
             start = 0
             if meta:
@@ -136,7 +152,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 name="sft",
                 offset=0,
                 steps=sft.steps,
-                step_fn=make_sft_step_fn(graphdef, task, sft, keys["sft_data"]),
+                step_fn=make_sft_step_fn(graphdef, task, sft, keys["sft_data"], layout=layout),
                 watch=SFT_WATCH,
                 postfix=("loss", "token_acc"),
             )
@@ -164,7 +180,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
 
         # --- main phase: RL or preference ---------------------------------------------------
         main_tx = preference_optimizer(main_cfg) if is_pref else rl_optimizer(main_cfg)
-        main_state = init_state(main_params, main_tx, keys["main_state"])
+        main_state = init_state(main_params, main_tx, keys["main_state"], layout=layout)
         if meta.get("phase") == main_name:
             main_state, reference, _ = ckpt.restore(latest, main_state, params0)
             main_start = meta["step"]
@@ -177,6 +193,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 main_cfg,
                 reference,
                 keys["main_data"],
+                layout=layout,
             )
             postfix = ("loss", "reward_accuracy", "reward_mean")
         else:
@@ -190,6 +207,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 keys["main_data"],
                 kl_every=cfg.kl_every,
                 nan_at_step=cfg.nan_at_step,
+                layout=layout,
             )
             postfix = ("reward_mean",)
         t0 = time.perf_counter()
@@ -220,6 +238,8 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
         ckpt.close()
 
     timings["total_time_s"] = time.perf_counter() - t_start
+    if not is_main_process():
+        return RunResult({}, main_state.params, reference)
     summary = _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt.directory)
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)
@@ -333,10 +353,10 @@ def main(cfg: DictConfig) -> None:
     maybe_initialize_distributed(OmegaConf.to_container(cfg.mesh, resolve=True))
     try:
         exp = build_config(cfg)
-        if (exp.mesh.data, exp.mesh.fsdp, exp.mesh.tensor) != (1, 1, 1):
-            raise ConfigError(
-                "mesh: the main job runs on one device; sharded training is not wired in yet"
-            )
+        try:
+            exp.mesh.axis_sizes(jax.device_count())
+        except ValueError as e:
+            raise ConfigError(f"mesh: {e}") from e
     except ConfigError as e:
         print(f"invalid config: {e}", file=sys.stderr)
         sys.exit(2)
@@ -346,7 +366,8 @@ def main(cfg: DictConfig) -> None:
     except NonFiniteError as e:
         print(f"stopped: {e}", file=sys.stderr)
         sys.exit(1)
-    print(format_summary(result.summary))
+    if is_main_process():
+        print(format_summary(result.summary))
 
 
 if __name__ == "__main__":

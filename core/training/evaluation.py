@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from core.distributed.layout import Layout, sharded_partial
 from core.sampling import SamplingConfig, sample
 
 Array = jax.Array
@@ -32,7 +33,9 @@ def _evaluate(params: Any, *, graphdef: Any, task: Any) -> dict[str, Array]:
     }
 
 
-def make_evaluator(graphdef: Any, task: Any) -> Callable[[Any], dict[str, Array]]:
+def make_evaluator(
+    graphdef: Any, task: Any, layout: Layout | None = None
+) -> Callable[[Any], dict[str, Array]]:
     """A jit'd ``evaluate(params) -> {"eval_accuracy", "eval_reward", "eval_len"}``.
 
     Greedy decoding (temperature 0) of ``task.max_new_tokens`` tokens after every prompt of
@@ -40,4 +43,6 @@ def make_evaluator(graphdef: Any, task: Any) -> Callable[[Any], dict[str, Array]
     verifier's ``"correct"`` component, ``eval_reward`` the mean reward, ``eval_len`` the mean
     completion length (EOS included). Equal ``(graphdef, task)`` share one compilation.
     """
-    return functools.partial(_evaluate, graphdef=graphdef, task=task)
+    return sharded_partial(
+        _evaluate, layout, ("model",), "replicated", graphdef=graphdef, task=task
+    )

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from core.distributed.layout import Layout, sharded_partial
 from core.objectives import PreferenceBatch
 from core.objectives.registry import ObjectiveSpec
 from core.sampling import SamplingConfig, sample, score, score_with_entropy
@@ -120,14 +121,22 @@ def _self_pairs(
 
 
 def make_self_pairs(
-    graphdef: Any, task: Any, cfg: PreferenceConfig
+    graphdef: Any, task: Any, cfg: PreferenceConfig, layout: Layout | None = None
 ) -> Callable[[PyTree, PyTree, Array], tuple[Pairs, dict[str, Array]]]:
     """A jit'd ``pairs(params, reference, key) -> (Pairs, metrics)`` from the policy's samples.
 
     Metrics: ``reward_mean``/``reward_std`` of all samples, ``pair_valid_frac`` (prompts with a
     reward difference), ``response_len`` and ``gen_tokens``.
     """
-    return functools.partial(_self_pairs, graphdef=graphdef, task=task, cfg=cfg)
+    return sharded_partial(
+        _self_pairs,
+        layout,
+        ("model", "model", "replicated"),
+        ("batch", "replicated"),
+        graphdef=graphdef,
+        task=task,
+        cfg=cfg,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "cfg"))
@@ -161,14 +170,22 @@ def _dataset_pairs(
 
 
 def make_dataset_pairs(
-    graphdef: Any, task: Any, cfg: PreferenceConfig
+    graphdef: Any, task: Any, cfg: PreferenceConfig, layout: Layout | None = None
 ) -> Callable[[PyTree, PyTree, Array], tuple[Pairs, dict[str, Array]]]:
     """A jit'd ``pairs(params, reference, key) -> (Pairs, metrics)`` from the fixed pair set.
 
     Needs an addition task (``task.carry_free_answer``): y_w = exact answer, y_l = carry-free
     answer. ``params`` is unused (same signature as :func:`make_self_pairs`).
     """
-    return functools.partial(_dataset_pairs, graphdef=graphdef, task=task, cfg=cfg)
+    return sharded_partial(
+        _dataset_pairs,
+        layout,
+        ("model", "model", "replicated"),
+        ("batch", "replicated"),
+        graphdef=graphdef,
+        task=task,
+        cfg=cfg,
+    )
 
 
 @functools.partial(
@@ -224,7 +241,11 @@ def preference_optimizer(cfg: PreferenceConfig) -> optax.GradientTransformation:
 
 
 def make_preference_update(
-    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, cfg: PreferenceConfig
+    graphdef: Any,
+    spec: ObjectiveSpec,
+    obj_cfg: Any,
+    cfg: PreferenceConfig,
+    layout: Layout | None = None,
 ) -> Callable[[TrainState, Pairs], tuple[TrainState, dict[str, Array]]]:
     """A jit'd ``update(state, pairs) -> (state, metrics)``: one optimizer step.
 
@@ -232,8 +253,12 @@ def make_preference_update(
     one forward pass (``[2P, ...]``). Metrics: ``loss``, ``grad_norm`` (before clipping),
     ``entropy`` of the chosen responses, and the objective's aux. The state is donated.
     """
-    return functools.partial(
+    return sharded_partial(
         _preference_update,
+        layout,
+        ("model", "batch"),
+        ("model", "replicated"),
+        donate_argnums=(0,),
         graphdef=graphdef,
         spec=spec,
         obj_cfg=obj_cfg,
@@ -250,15 +275,16 @@ def make_preference_step_fn(
     cfg: PreferenceConfig,
     reference: PyTree,
     data_key: Array,
+    layout: Layout | None = None,
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
     """Host step ``fn(state, i) -> (state, host metrics)``; pairs of step ``i`` use
     ``fold_in(data_key, i)``. Adds ``pairs_time``, ``update_time`` and ``tokens_per_s``
     (sampled completion tokens per second of the step; 0 for dataset pairs)."""
     if cfg.source == "self":
-        make_pairs = make_self_pairs(graphdef, task, cfg)
+        make_pairs = make_self_pairs(graphdef, task, cfg, layout=layout)
     else:
-        make_pairs = make_dataset_pairs(graphdef, task, cfg)
-    update = make_preference_update(graphdef, spec, obj_cfg, cfg)
+        make_pairs = make_dataset_pairs(graphdef, task, cfg, layout=layout)
+    update = make_preference_update(graphdef, spec, obj_cfg, cfg, layout=layout)
 
     def fn(state: TrainState, i: int):
         t0 = time.perf_counter()

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from core.distributed.layout import Layout, sharded_partial
 from core.objectives import AdvantageConfig, PolicyBatch, compute_advantages, kl_divergence
 from core.objectives.registry import ObjectiveSpec
 from core.objectives.shaping import soft_overlong_penalty
@@ -171,6 +172,7 @@ def make_rollout(
     rl: RLConfig,
     sampling: SamplingConfig,
     adv_cfg: AdvantageConfig,
+    layout: Layout | None = None,
 ) -> Callable[[PyTree, Array], tuple[Rollout, dict[str, Array]]]:
     """A jit'd ``rollout(params, key) -> (Rollout, metrics)`` (module doc); ``logp_ref`` is None.
 
@@ -179,8 +181,16 @@ def make_rollout(
     EOS included), ``mixed_group_frac``, ``masked_group_frac`` (dynamic sampling) and the
     advantage statistics of ``compute_advantages``.
     """
-    return functools.partial(
-        _rollout, graphdef=graphdef, task=task, rl=rl, sampling=sampling, adv_cfg=adv_cfg
+    return sharded_partial(
+        _rollout,
+        layout,
+        ("model", "replicated"),
+        ("batch", "replicated"),
+        graphdef=graphdef,
+        task=task,
+        rl=rl,
+        sampling=sampling,
+        adv_cfg=adv_cfg,
     )
 
 
@@ -195,13 +205,16 @@ def _score_reference(
 
 def make_reference_scorer(
     graphdef: Any,
+    layout: Layout | None = None,
 ) -> Callable[[PyTree, Rollout], tuple[Rollout, dict[str, Array]]]:
     """A jit'd ``f(ref_params, batch) -> (batch with logp_ref, {"kl_ref": ...})``.
 
     ``kl_ref`` is the k3 estimate of KL(pi_old || pi_ref) per completion token (non-negative,
     unbiased for on-policy samples; arXiv 2402.03300 eq. 4), masked mean over the batch.
     """
-    return functools.partial(_score_reference, graphdef=graphdef)
+    return sharded_partial(
+        _score_reference, layout, ("model", "batch"), ("batch", "replicated"), graphdef=graphdef
+    )
 
 
 def _micro_terms(params: PyTree, micro: Rollout, graphdef, spec, obj_cfg):
@@ -299,7 +312,7 @@ def rl_optimizer(rl: RLConfig) -> optax.GradientTransformation:
 
 
 def make_update(
-    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, rl: RLConfig
+    graphdef: Any, spec: ObjectiveSpec, obj_cfg: Any, rl: RLConfig, layout: Layout | None = None
 ) -> Callable[[TrainState, Rollout], tuple[TrainState, dict[str, Array]]]:
     """A jit'd ``update(state, batch) -> (state, metrics)``: ``epochs x minibatches`` steps.
 
@@ -309,8 +322,12 @@ def make_update(
     ``loss_last`` (first and last optimizer step). The state is donated; its key is split once
     per call (for the minibatch permutations).
     """
-    return functools.partial(
+    return sharded_partial(
         _update,
+        layout,
+        ("model", "batch"),
+        ("model", "replicated"),
+        donate_argnums=(0,),
         graphdef=graphdef,
         spec=spec,
         obj_cfg=obj_cfg,
@@ -330,6 +347,7 @@ def make_rl_step_fn(
     *,
     kl_every: int = 0,
     nan_at_step: int = -1,
+    layout: Layout | None = None,
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
     """Host step ``fn(state, i) -> (state, host metrics)`` of one RL step (rollout + update).
 
@@ -345,9 +363,11 @@ def make_rl_step_fn(
     # Only the PPO-clip family has a KL term; the other objectives' configs have no beta.
     needs_ref = float(getattr(obj_cfg, "beta", 0.0)) > 0.0
     adv_cfg = AdvantageConfig(estimator=rl.advantage or spec.advantage)
-    rollout = make_rollout(graphdef, task, rl, rollout_sampling_config(task, rl), adv_cfg)
-    ref_scorer = make_reference_scorer(graphdef)
-    update = make_update(graphdef, spec, obj_cfg, rl)
+    rollout = make_rollout(
+        graphdef, task, rl, rollout_sampling_config(task, rl), adv_cfg, layout=layout
+    )
+    ref_scorer = make_reference_scorer(graphdef, layout=layout)
+    update = make_update(graphdef, spec, obj_cfg, rl, layout=layout)
     # Tokens through the update's forward+backward passes: B sequences x (prompt + completion)
     # x epochs (padding included: it is computed).
     update_tokens = (

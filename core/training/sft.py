@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from core.distributed.layout import Layout, sharded_partial
 from core.models.policy import apply
 from core.training.config import OptimConfig, SFTConfig
 from core.training.metrics import to_host
@@ -73,7 +74,7 @@ def _sft_step(
 
 
 def make_sft_step(
-    graphdef: Any, optim: OptimConfig, total_steps: int
+    graphdef: Any, optim: OptimConfig, total_steps: int, layout: Layout | None = None
 ) -> Callable[[TrainState, Array, Array], tuple[TrainState, dict[str, Array]]]:
     """A jit'd ``step(state, tokens[B,L], loss_mask[B,L]) -> (state, metrics)``.
 
@@ -82,7 +83,16 @@ def make_sft_step(
     ``grad_norm`` (before clipping). ``state.key`` is not consumed (the data comes in). The
     state is donated. Equal arguments share one compilation.
     """
-    return functools.partial(_sft_step, graphdef=graphdef, optim=optim, total_steps=total_steps)
+    return sharded_partial(
+        _sft_step,
+        layout,
+        ("model", "batch", "batch"),
+        ("model", "replicated"),
+        donate_argnums=(0,),
+        graphdef=graphdef,
+        optim=optim,
+        total_steps=total_steps,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("task", "n"))
@@ -91,7 +101,7 @@ def _sft_batch(key: Array, *, task: Any, n: int) -> tuple[Array, Array]:
 
 
 def make_sft_step_fn(
-    graphdef: Any, task: Any, cfg: SFTConfig, data_key: Array
+    graphdef: Any, task: Any, cfg: SFTConfig, data_key: Array, layout: Layout | None = None
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
     """Host step ``fn(state, i) -> (state, host metrics)`` for :func:`core.training.loop.run_phase`.
 
@@ -99,10 +109,12 @@ def make_sft_step_fn(
     depends only on the step index (resuming replays the same batches). The state must be built
     with ``sft_optimizer(cfg)``.
     """
-    step = make_sft_step(graphdef, cfg.optim, max(cfg.steps, 1))
+    step = make_sft_step(graphdef, cfg.optim, max(cfg.steps, 1), layout=layout)
 
     def fn(state: TrainState, i: int):
-        tokens, loss_mask = _sft_batch(jax.random.fold_in(data_key, i), task=task, n=cfg.batch_size)
+        tokens, loss_mask = sharded_partial(
+            _sft_batch, layout, ("replicated",), "batch", task=task, n=cfg.batch_size
+        )(jax.random.fold_in(data_key, i))
         state, metrics = step(state, tokens, loss_mask)
         return state, to_host(metrics)
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from core.distributed.layout import Layout
 from core.training.config import OptimConfig
 
 Array = jax.Array
@@ -72,12 +73,20 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
     return optax.chain(*parts)
 
 
-def init_state(params: PyTree, tx: optax.GradientTransformation, key: Array) -> TrainState:
+def init_state(
+    params: PyTree, tx: optax.GradientTransformation, key: Array, layout: Layout | None = None
+) -> TrainState:
     """A fresh state at step 0 (the optimizer state is built with ``jax.jit(tx.init)``).
 
     When the parameters live on one device, every leaf is committed there, so a fresh state and one restored from a checkpoint (orbax returns committed
     arrays) have the same jit signature and share compilations.
     """
+    if layout is not None:
+        # On a mesh: the optimizer state is built sharded like the parameters (a plain
+        # jax.jit(tx.init) would replicate it) and every leaf, step and key included, is
+        # committed to the mesh, so the first step compiles only once.
+        opt_state = layout.jit(tx.init, ("model",), "model")(params)
+        return layout.place(TrainState(params, opt_state, jnp.zeros((), jnp.int32), key))
     state = TrainState(
         params=params, opt_state=jax.jit(tx.init)(params), step=jnp.zeros((), jnp.int32), key=key
     )
