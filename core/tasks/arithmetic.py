@@ -28,6 +28,7 @@ import numpy as np
 
 from core.tasks.base import (
     Meta,
+    PairPoolMixin,
     const_column,
     digit_columns,
     digits_msb,
@@ -114,7 +115,7 @@ def _split_pairs(n_values: int, n_eval: int, seed: int) -> tuple[np.ndarray, np.
     return pairs[perm[:n_eval]], pairs[perm[n_eval:]]
 
 
-class ArithmeticTask:
+class ArithmeticTask(PairPoolMixin):
     """Addition or multiplication modulo m (see the module docstring); implements ``Task``."""
 
     def __init__(
@@ -199,21 +200,6 @@ class ArithmeticTask:
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         """``n`` prompts drawn uniformly (with replacement) from the training pool."""
         return self.prompts_for(*self._draw_train_pairs(key, n))
-
-    @jit_method
-    def eval_set(self) -> tuple[Array, Meta]:
-        """The fixed held-out set (``n_eval`` prompts)."""
-        return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
-
-    @property
-    def train_pairs(self) -> Array:
-        """``[n_train, 2]`` int32 operand pairs of the training pool."""
-        return self._train_pairs
-
-    @property
-    def eval_pairs(self) -> Array:
-        """``[n_eval, 2]`` int32 operand pairs of the held-out set."""
-        return self._eval_pairs
 
     # -- reward and supervision --------------------------------------------------------------
     def target(self, answer: Array, width: int) -> tuple[Array, Array]:

@@ -136,3 +136,29 @@ def sft_from_target(prompts: Array, target: Array, target_mask: Array) -> tuple[
     tokens = jnp.concatenate([prompts, target], axis=1).astype(jnp.int32)
     loss_mask = jnp.concatenate([jnp.zeros_like(prompts), target_mask], axis=1).astype(jnp.int32)
     return tokens, loss_mask
+
+
+class PairPoolMixin:
+    """Shared accessors of tasks whose prompts come from a fixed pool of integer pairs.
+
+    The subclass sets ``_train_pairs`` and ``_eval_pairs`` (``[n, 2]`` int32) and defines
+    ``prompts_for(a, b) -> (prompts, meta)``.
+    """
+
+    _train_pairs: Array
+    _eval_pairs: Array
+
+    @jit_method
+    def eval_set(self) -> tuple[Array, Meta]:
+        """The fixed held-out set: every held-out pair once, in order."""
+        return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
+
+    @property
+    def train_pairs(self) -> Array:
+        """``[n_train, 2]`` int32 pairs of the training pool."""
+        return self._train_pairs
+
+    @property
+    def eval_pairs(self) -> Array:
+        """``[n_eval, 2]`` int32 held-out pairs."""
+        return self._eval_pairs

@@ -32,6 +32,7 @@ import numpy as np
 
 from core.tasks.base import (
     Meta,
+    PairPoolMixin,
     const_column,
     digit_columns,
     jit_method,
@@ -119,7 +120,7 @@ def _answer_values(s: int, n: int, allow_leading_zero: bool) -> np.ndarray:
     return values[ok]
 
 
-class ManyAnswersTask:
+class ManyAnswersTask(PairPoolMixin):
     """Digit-sum task (module docstring); implements ``Task``."""
 
     def __init__(
@@ -186,21 +187,6 @@ class ManyAnswersTask:
         idx = jax.random.randint(key, (n,), 0, self._train_pairs.shape[0])
         pairs = self._train_pairs[idx]
         return self.prompts_for(pairs[:, 0], pairs[:, 1])
-
-    @jit_method
-    def eval_set(self) -> tuple[Array, Meta]:
-        """Every held-out (S, N) pair once."""
-        return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
-
-    @property
-    def train_pairs(self) -> Array:
-        """``[n_train, 2]`` int32 (S, N) pairs used for training."""
-        return self._train_pairs
-
-    @property
-    def eval_pairs(self) -> Array:
-        """``[n_eval, 2]`` int32 held-out (S, N) pairs."""
-        return self._eval_pairs
 
     def answers(self, s: int, n: int) -> list[str]:
         """All correct answers of one prompt (the tied optima)."""
