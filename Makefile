@@ -7,14 +7,15 @@ STAMP  := $(VENV)/.installed-lock
 
 .PHONY: run test lint format theory bench sweep lock clean-venv
 
-$(STAMP): requirements.lock
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	cp requirements.lock $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m experiments.train $(ARGS)
+	$(BIN)/python -m cliffjax.experiments.train $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -22,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 theory: $(STAMP)
-	$(BIN)/python -m theory_checks $(ARGS)
+	$(BIN)/python -m cliffjax.theory_checks $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,11 +33,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Regenerate the lock from pyproject ranges (run by a maintainer, not by CI).
+# Regenerate the lock from pyproject ranges (run by a maintainer, not by CI). The lock holds
+# everything `make test` needs (the test extra: plots, launchers, hf, bench) plus setuptools,
+# which installs the project itself in editable mode without build isolation.
 lock:
 	rm -rf /tmp/cliffjax-lock && $(PYTHON) -m venv /tmp/cliffjax-lock
+	/tmp/cliffjax-lock/bin/pip install --quiet --upgrade "pip>=24"
 	/tmp/cliffjax-lock/bin/pip install --quiet -e ".[test]"
-	/tmp/cliffjax-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	/tmp/cliffjax-lock/bin/pip freeze --all --exclude-editable | grep -v -e '^-e' -e '^pip==' > requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)
@@ -44,9 +48,8 @@ clean-venv:
 # The default policy-cliff sweep (6 Hydra jobs; seeds x eps vmapped inside each job), then
 # the report (its path is printed at the end).
 sweep: $(STAMP)
-	$(BIN)/python -m experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1 $(ARGS)
+	$(BIN)/python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1 $(ARGS)
 
-# Benchmarks (needs the optional PyTorch baselines: requirements-bench.lock pins torch/transformers).
+# Benchmarks against PyTorch / transformers (pinned in requirements.lock with everything else).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -r requirements-bench.lock
-	$(BIN)/python -m experiments.bench $(ARGS)
+	$(BIN)/python -m cliffjax.experiments.bench $(ARGS)

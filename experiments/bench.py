@@ -1,6 +1,6 @@
 """Side-by-side benchmarks: cliffjax (JAX) against PyTorch / TRL formulas / Hugging Face.
 
-    python -m experiments.bench [--only objectives,update,sampler,sweep,scaling] [--quick]
+    python -m cliffjax.experiments.bench [--only objectives,update,sampler,sweep,scaling] [--quick]
                                 [--out bench_results/]          (= make bench ARGS="...")
 
 Every comparison is a ratio of two figures measured in the same process, each the median of
@@ -13,12 +13,12 @@ Sections (issue 7):
 
 1. ``objectives``: value and gradient w.r.t. the log-probs of every registered objective at
    (B × T) 64×512 and 256×2048, jit-compiled, against the same formulas in PyTorch as TRL
-   arranges them (``experiments.bench_torch``), eager and ``torch.compile``.
+   arranges them (``cliffjax.experiments.bench_torch``), eager and ``torch.compile``.
 2. ``update``: one RL optimizer step (forward, backward, clip, AdamW) on 256 sequences × 10
    tokens, model d=128 and d=512: tokens/s, FLOP/s from the compiled program's cost analysis
    (checked against 6·params·tokens), fraction of the same-process matmul; vs the same step
    on Hugging Face ``LlamaForCausalLM``.
-3. ``sampler``: ``core.sampling.sample`` (KV cache) vs re-running the growing prefix each step
+3. ``sampler``: ``cliffjax.sampling.sample`` (KV cache) vs re-running the growing prefix each step
    vs Hugging Face ``generate`` (KV cache); batch 256, prompt 6, 4 and 32 new tokens, greedy
    and sampling at temperature 1.
 4. ``sweep``: K policy-cliff training runs as one vmapped program vs one after another.
@@ -127,9 +127,9 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def torch_or_none():
-    """The ``experiments.bench_torch`` module, or ``None`` when torch is not installed."""
+    """The ``cliffjax.experiments.bench_torch`` module, or ``None`` when torch is not installed."""
     try:
-        from experiments import bench_torch
+        from cliffjax.experiments import bench_torch
     except ImportError:
         return None
     return bench_torch
@@ -258,7 +258,7 @@ EOS_ID, PAD_ID = 1, 0
 
 def model_config(d: int, max_len: int = 128):
     """The project transformer at width ``d`` (d=128: the 0.53M default; heads of 32 or 64)."""
-    from core.models.transformer import TransformerConfig
+    from cliffjax.models.transformer import TransformerConfig
 
     heads = 4 if d <= 256 else d // 64
     return TransformerConfig(
@@ -314,7 +314,7 @@ def objective_inputs(b: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
 def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
     """jit'd ``f(inputs) -> (loss, dloss/dlogp, aux)`` for a registered objective
     (``with_aux=False``: the aux metrics are dropped, so XLA removes their computation)."""
-    from core.objectives import PolicyBatch, PreferenceBatch, get_objective
+    from cliffjax.objectives import PolicyBatch, PreferenceBatch, get_objective
 
     spec = get_objective(name)
     cfg = spec.default_config
@@ -347,7 +347,7 @@ def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
 
 def torch_objective_fn(bt, name: str) -> Callable[..., Any]:
     """``f(inputs as tensors) -> (loss, metrics)`` in PyTorch with the project's defaults."""
-    from core.objectives import get_objective
+    from cliffjax.objectives import get_objective
 
     spec = get_objective(name)
     if spec.kind == "policy":
@@ -369,7 +369,7 @@ def torch_objective_fn(bt, name: str) -> Callable[..., Any]:
 
 def bench_objectives(s: Settings, bt) -> tuple[list[dict], str]:
     """Section 1 (module docstring)."""
-    from core.objectives import list_objectives
+    from cliffjax.objectives import list_objectives
 
     names = s.objectives or list_objectives()
     compiled = s.compile_objectives if s.compile_objectives is not None else names
@@ -460,7 +460,7 @@ def lower_compile(fn: Callable[..., Any], *args: Any, proto: bool = False):
     With ``proto`` the program is traced under ``bench_proto.flat_dots()``. JAX's tracing caches
     are cleared around it so neither variant reuses the other's trace.
     """
-    from experiments import bench_proto
+    from cliffjax.experiments import bench_proto
 
     jax.clear_caches()
     with bench_proto.flat_dots() if proto else contextlib.nullcontext():
@@ -476,13 +476,13 @@ def jax_update(
     d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128, proto: bool = False
 ):
     """``(step(), tokens, params, compiled flops, batch)`` for the project's RL update
-    (``core.training.rl.make_update``: one epoch, one minibatch = one optimizer step),
+    (``cliffjax.training.rl.make_update``: one epoch, one minibatch = one optimizer step),
     compiled ahead of time (``proto``: with the ``bench_proto`` prototype)."""
-    from core.models.policy import make_policy, param_count
-    from core.objectives import get_objective
-    from core.training import rl as rl_mod
-    from core.training.config import OptimConfig, RLConfig
-    from core.training.state import init_state, make_optimizer
+    from cliffjax.models.policy import make_policy, param_count
+    from cliffjax.objectives import get_objective
+    from cliffjax.training import rl as rl_mod
+    from cliffjax.training.config import OptimConfig, RLConfig
+    from cliffjax.training.state import init_state, make_optimizer
 
     cfg = model_config(d, max_len)
     graphdef, params = make_policy(cfg, 0)
@@ -521,7 +521,7 @@ def torch_update(bt, d: int, x: dict[str, np.ndarray], objective: str = "grpo"):
     """The same step on Hugging Face Llama (``bench_torch.make_update_step``)."""
     import torch
 
-    from core.objectives import get_objective
+    from cliffjax.objectives import get_objective
 
     cfg = model_config(d)
     model = bt.llama(VOCAB, d, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.max_seq_len)
@@ -613,7 +613,7 @@ def bench_update(s: Settings, bt, mm: dict[str, float]) -> tuple[list[dict], str
 def make_reforward(graphdef: Any) -> Callable[..., Any]:
     """Decoding without a cache: each step re-runs the forward pass over the whole prefix
     (one compile per prefix length, done in the warm-up)."""
-    from core.models.policy import apply
+    from cliffjax.models.policy import apply
 
     @jax.jit
     def next_token(params, tokens, key, greedy):
@@ -633,9 +633,9 @@ def make_reforward(graphdef: Any) -> Callable[..., Any]:
 
 
 def sampler_program(graphdef: Any, params: Any, prompts: Any, key: Any, sc: Any, proto=False):
-    """``core.sampling.sample`` for one config, compiled ahead of time:
+    """``cliffjax.sampling.sample`` for one config, compiled ahead of time:
     ``prog(params, prompts, key) -> SampleOutput``."""
-    from core.sampling import sample
+    from cliffjax.sampling import sample
 
     fn = jax.jit(lambda p, pr, k: sample(graphdef, p, pr, k, sc))
     return lower_compile(fn, params, prompts, key, proto=proto)
@@ -643,8 +643,8 @@ def sampler_program(graphdef: Any, params: Any, prompts: Any, key: Any, sc: Any,
 
 def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
     """Section 3 (module docstring)."""
-    from core.models.policy import make_policy
-    from core.sampling import SamplingConfig
+    from cliffjax.models.policy import make_policy
+    from cliffjax.sampling import SamplingConfig
 
     b = 256
     cfg = model_config(128)
@@ -728,13 +728,18 @@ def cliff_train_fn(
 ):
     """The policy-cliff job's pure ``train(init_params, key, eps, pert)`` on addition, GRPO
     without KL, a small RL batch (``prompts_per_step × group_size``) per step; model = the
-    ``core.models.transformer`` preset ("small": d=128, the default; "tiny": d=32)."""
-    from core.models.policy import make_policy
-    from core.models.transformer import preset_config
-    from core.objectives import get_objective
-    from core.tasks.registry import get_task
-    from core.training.config import RLConfig
-    from experiments.cliff_core import Perturbation, TrainSpec, make_cliff_train, num_answers
+    ``cliffjax.models.transformer`` preset ("small": d=128, the default; "tiny": d=32)."""
+    from cliffjax.experiments.cliff_core import (
+        Perturbation,
+        TrainSpec,
+        make_cliff_train,
+        num_answers,
+    )
+    from cliffjax.models.policy import make_policy
+    from cliffjax.models.transformer import preset_config
+    from cliffjax.objectives import get_objective
+    from cliffjax.tasks.registry import get_task
+    from cliffjax.training.config import RLConfig
 
     task = get_task("addition")
     cfg = preset_config(preset, task.tokenizer.vocab_size, 64)
@@ -822,8 +827,8 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 def bench_scaling(s: Settings) -> tuple[list[dict], str]:
     """Section 5: RL step time (sampling with group sharing + one update) vs N and G."""
-    from core.models.policy import make_policy
-    from core.sampling import SamplingConfig, sample
+    from cliffjax.models.policy import make_policy
+    from cliffjax.sampling import SamplingConfig, sample
 
     cfg = model_config(128, 128)
     graphdef, params = make_policy(cfg, 0)
@@ -972,7 +977,7 @@ def run(sections: Sequence[str], settings: Settings, out_dir: Path | None) -> di
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.bench", description=__doc__.split("\n")[0]
+        prog="python -m cliffjax.experiments.bench", description=__doc__.split("\n")[0]
     )
     p.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}"

@@ -1,6 +1,6 @@
-"""Prototypes of speed changes to the project's model path, measured by ``experiments.bench``.
+"""Prototypes of speed changes to the project's model path, measured by ``cliffjax.experiments.bench``.
 
-``flat_dots()`` reroutes the transformer's projection einsums (``core.models.transformer``)
+``flat_dots()`` reroutes the transformer's projection einsums (``cliffjax.models.transformer``)
 to plain 2-D matrix products: ``x[B, S, d] · W[d, ...]`` becomes
 ``x.reshape(B·S, d) @ W.reshape(d, -1)`` reshaped back. The result is the same product (same
 parameters, same layout; float summation order may differ in the last bit), so it is a
@@ -62,9 +62,9 @@ def flat_einsum(spec: str, a: Array, b: Array, **kwargs) -> Array:
 
 @contextlib.contextmanager
 def flat_dots() -> Iterator[None]:
-    """Within the block, ``core.models.transformer`` computes its projections with
+    """Within the block, ``cliffjax.models.transformer`` computes its projections with
     :func:`flat_einsum` (functions traced inside the block keep it)."""
-    from core.models import transformer
+    from cliffjax.models import transformer
 
     real = transformer.jnp
     proxy = types.SimpleNamespace(

@@ -1,6 +1,6 @@
-"""PyTorch baselines for ``experiments.bench`` (optional: needs the ``bench`` extra).
+"""PyTorch baselines for ``cliffjax.experiments.bench`` (optional: needs the ``bench`` extra).
 
-Nothing here is imported by ``core/``; ``experiments.bench`` imports this module only when
+Nothing here is imported by ``core/``; ``cliffjax.experiments.bench`` imports this module only when
 ``torch`` is installed. The objective formulas are written directly in PyTorch the way TRL's
 ``GRPOTrainer._compute_loss`` arranges them (per-token log-ratio, ``coef_1 = exp(log_ratio)``,
 ``coef_2 = clamp(coef_1, 1-ε_low, 1+ε_high)``, ``-min(coef_1·Â, coef_2·Â)``, ``+β·k3``, then the
@@ -69,7 +69,7 @@ def _k3(logp: Tensor, ref: Tensor) -> Tensor:
 def policy_objective(name: str, cfg: Any) -> Callable[..., tuple[Tensor, dict[str, Tensor]]]:
     """``fn(logp, logp_old, mask, adv[B], logp_ref, rewards) -> (loss, metrics)`` in PyTorch.
 
-    ``name`` is a registered policy objective of ``core.objectives`` and ``cfg`` its config
+    ``name`` is a registered policy objective of ``cliffjax.objectives`` and ``cfg`` its config
     (the same hyper-parameters as the JAX side). Metrics are the ones TRL computes under
     ``no_grad`` for that loss type.
     """

@@ -17,9 +17,8 @@ from typing import Any, Final
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from core.objectives import get_objective, list_objectives
-from experiments.cliff_core import PERTURBATIONS
-from experiments.config import (
+from cliffjax.experiments.cliff_core import PERTURBATIONS
+from cliffjax.experiments.config import (
     ConfigError,
     ExperimentConfig,
     build_config,
@@ -28,6 +27,7 @@ from experiments.config import (
     schema_of,
     to_dataclass,
 )
+from cliffjax.objectives import get_objective, list_objectives
 
 MODES: Final = ("sweep", "replay")
 

@@ -15,7 +15,7 @@ and at ε > 0 any difference is caused by the reward change (common random numbe
 One RL step (per run)::
 
     prompts  = fixed training prompt set, ``prompts_per_step`` of them chosen by the step key
-    y ~ π_θ(·|x)  G times per prompt                  (core.sampling.sample, temperature T)
+    y ~ π_θ(·|x)  G times per prompt                  (cliffjax.sampling.sample, temperature T)
     r'  = r_task(x, y) + ε · δ(x, y)                   (δ: see :class:`Perturbation`)
     Â   = compute_advantages(r', G)                    (the objective's estimator)
     epochs × minibatches optimizer steps on
@@ -42,11 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.objectives import AdvantageConfig, PolicyBatch, compute_advantages, kl_divergence
-from core.objectives.registry import ObjectiveSpec
-from core.sampling import SamplingConfig, sample, score, score_with_entropy
-from core.training.config import RLConfig
-from core.training.state import make_optimizer
+from cliffjax.objectives import AdvantageConfig, PolicyBatch, compute_advantages, kl_divergence
+from cliffjax.objectives.registry import ObjectiveSpec
+from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
+from cliffjax.training.config import RLConfig
+from cliffjax.training.state import make_optimizer
 
 Array = jax.Array
 PyTree = Any
@@ -269,7 +269,7 @@ class TrainSpec:
 
     Attributes:
       graphdef: the policy's static structure.
-      task: a ``core.tasks`` task (its ``reward`` is called inside the compiled program).
+      task: a ``cliffjax.tasks`` task (its ``reward`` is called inside the compiled program).
       spec: the registered objective.
       obj_cfg: its config (KL coefficient already set).
       rl: RL loop settings (steps, prompts per step, G, epochs, minibatches, optimizer).

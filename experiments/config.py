@@ -2,13 +2,13 @@
 
 Groups (``conf/<group>/<option>.yaml``):
 
-* ``algo``: the objective. One option per registered objective (``core.objectives``); its node
+* ``algo``: the objective. One option per registered objective (``cliffjax.objectives``); its node
   is ``name`` plus the fields of ``spec.config_cls`` with ``spec.default_config`` as defaults.
 * ``task``: the task. ``name`` plus the fields of the task's config class (:data:`TASKS`).
-* ``model``: ``core.models.transformer.TransformerConfig`` (``vocab_size`` comes from the task's
+* ``model``: ``cliffjax.models.transformer.TransformerConfig`` (``vocab_size`` comes from the task's
   tokenizer, so it is not a field here).
-* ``trainer``: ``core.training.config.TrainerConfig`` (warm start, RL, preference, checkpoints).
-* ``mesh``: ``core.distributed.mesh.MeshConfig``.
+* ``trainer``: ``cliffjax.training.config.TrainerConfig`` (warm start, RL, preference, checkpoints).
+* ``mesh``: ``cliffjax.distributed.mesh.MeshConfig``.
 
 Top-level keys: ``seed`` and ``run_dir`` (``null`` = Hydra's ``outputs/<date>/<time>``).
 
@@ -41,13 +41,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from core.distributed.mesh import MeshConfig
-from core.models.transformer import TransformerConfig
-from core.objectives import get_objective, list_objectives
-from core.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
-from core.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
-from core.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
-from core.training.config import TrainerConfig
+from cliffjax.distributed.mesh import MeshConfig
+from cliffjax.models.transformer import TransformerConfig
+from cliffjax.objectives import get_objective, list_objectives
+from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
+from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
+from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
+from cliffjax.training.config import TrainerConfig
 
 
 class ConfigError(ValueError):

@@ -1,15 +1,15 @@
 """Policy-cliff sweep job: how far does the trained policy move when the reward moves by ε·δ?
 
-    python -m experiments.policy_cliff                                  # one job (conf/policy_cliff.yaml)
-    python -m experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1
-    python -m experiments.policy_cliff sweep.mode=replay                # rollout replay
-    python -m experiments.report multirun/policy_cliff/<date>/<time>    # gather a multirun
+    python -m cliffjax.experiments.policy_cliff                                  # one job (conf/policy_cliff.yaml)
+    python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1
+    python -m cliffjax.experiments.policy_cliff sweep.mode=replay                # rollout replay
+    python -m cliffjax.experiments.report multirun/policy_cliff/<date>/<time>    # gather a multirun
 
 One job = one objective, task, model and regularization setting. It
 
 1. warm-starts a policy with supervised training on the task (one ``lax.scan``, seed ``seed``);
 2. builds a fixed training prompt set, the answer set ``A_L`` and the perturbation δ
-   (``experiments.cliff_core``);
+   (``cliffjax.experiments.cliff_core``);
 3. trains ``n_seeds × len(eps)`` RL runs from that same initialization in **one compiled,
    vmapped program** (purejaxrl-style); runs of one seed share all PRNG keys, so only ε
    differs between them;
@@ -18,7 +18,7 @@ One job = one objective, task, model and regularization setting. It
    change in exact expected reward, and the sensitivity TV/ε; plus the seed noise floor (mean
    TV between seeds at ε = 0);
 5. writes ``results.jsonl`` (one row per run) and ``summary.json`` (job facts, timings) in its
-   Hydra job directory, for ``experiments.report``.
+   Hydra job directory, for ``cliffjax.experiments.report``.
 
 Settings that change shapes or objectives (algo, model, task, steps, entropy/KL coefficients,
 which are compile-time constants here) are separate jobs of a Hydra multirun; see
@@ -50,13 +50,12 @@ import numpy as np
 import optax
 from omegaconf import DictConfig
 
-from core.models.policy import make_policy
-from core.objectives import get_objective
-from core.training.config import SFTConfig
-from core.training.sft import sequence_nll
-from core.training.state import make_optimizer
-from experiments.cliff_config import CliffJobConfig, build_cliff_config, register_cliff_configs
-from experiments.cliff_core import (
+from cliffjax.experiments.cliff_config import (
+    CliffJobConfig,
+    build_cliff_config,
+    register_cliff_configs,
+)
+from cliffjax.experiments.cliff_core import (
     RolloutRecord,
     TrainSpec,
     answer_candidates,
@@ -70,7 +69,12 @@ from experiments.cliff_core import (
     sampling_config,
     tv_distance,
 )
-from experiments.config import ConfigError, make_task
+from cliffjax.experiments.config import ConfigError, make_task
+from cliffjax.models.policy import make_policy
+from cliffjax.objectives import get_objective
+from cliffjax.training.config import SFTConfig
+from cliffjax.training.sft import sequence_nll
+from cliffjax.training.state import make_optimizer
 
 Array = jax.Array
 PyTree = Any
@@ -86,7 +90,7 @@ def warm_start(
 ) -> tuple[PyTree, float]:
     """Supervised warm start as one compiled ``lax.scan``; returns ``(params, final loss)``.
 
-    Next-token cross-entropy on ``task.sft_batch`` (``core.training.sft.sequence_nll``) with
+    Next-token cross-entropy on ``task.sft_batch`` (``cliffjax.training.sft.sequence_nll``) with
     the optimizer of ``sft``. Every run of the job starts from its result.
     """
     if sft.steps == 0:
@@ -164,7 +168,7 @@ def objective_config(name: str, base: Any, kl_beta: float | None) -> tuple[Any, 
 
     With ``kl_beta=None`` the objective keeps its own ``beta`` (0 if it has none). Otherwise
     ``beta`` is set to ``kl_beta`` when the objective has that field; else the job adds its own
-    k3 KL-to-init term with that coefficient (``experiments.cliff_core.make_update_fn``).
+    k3 KL-to-init term with that coefficient (``cliffjax.experiments.cliff_core.make_update_fn``).
     """
     cfg = base if base is not None else get_objective(name).default_config
     if kl_beta is None:
@@ -576,7 +580,7 @@ register_cliff_configs()
 
 @hydra.main(config_path="../conf", config_name="policy_cliff", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point (``python -m experiments.policy_cliff``)."""
+    """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
     try:
         job = build_cliff_config(cfg)
     except ConfigError as e:

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m experiments.report <multirun dir> [--out <dir>]
+    python -m cliffjax.experiments.report <multirun dir> [--out <dir>]
 
-Every job of ``experiments.policy_cliff`` writes, in its Hydra job directory,
+Every job of ``cliffjax.experiments.policy_cliff`` writes, in its Hydra job directory,
 
 * ``results.jsonl``: one row per (seed, ε) run with the job's settings (``objective``,
   ``entropy_coef``, ``kl_beta``, ``perturbation``, ...) and the measured distances
@@ -480,7 +480,7 @@ class ReportCallback:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m experiments.report <multirun dir> [--out DIR]``; prints the table."""
+    """CLI: ``python -m cliffjax.experiments.report <multirun dir> [--out DIR]``; prints the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="a Hydra multirun directory (or any dir with results.jsonl)")
     parser.add_argument("--out", default=None, help="output directory (default: root)")

@@ -1,9 +1,9 @@
 """The main job: supervised warm start, then RL (or preference optimization) on a task.
 
-    python -m experiments.train                      # = make run: SFT + GRPO on 2-digit addition
-    python -m experiments.train algo=dapo trainer.rl.dynamic_sampling=true
-    python -m experiments.train algo=rpo trainer.preference.source=dataset
-    python -m experiments.train trainer.resume=true run_dir=outputs/<date>/<time>
+    python -m cliffjax.experiments.train                      # = make run: SFT + GRPO on 2-digit addition
+    python -m cliffjax.experiments.train algo=dapo trainer.rl.dynamic_sampling=true
+    python -m cliffjax.experiments.train algo=rpo trainer.preference.source=dataset
+    python -m cliffjax.experiments.train trainer.resume=true run_dir=outputs/<date>/<time>
 
 The run directory (``run_dir``, default Hydra's ``outputs/<date>/<time>``) receives
 ``config.yaml`` (the validated config), ``metrics.jsonl`` (one record per step: phase, step,
@@ -33,20 +33,9 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from core.distributed import Layout, is_main_process, make_mesh
-from core.distributed.multihost import maybe_initialize_distributed
-from core.models.policy import make_policy, param_count
-from core.objectives import get_objective
-from core.training.checkpoint import Checkpointer
-from core.training.evaluation import make_evaluator
-from core.training.guards import NonFiniteError
-from core.training.loop import Phase, run_phase
-from core.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
-from core.training.preference import make_preference_step_fn, preference_optimizer
-from core.training.rl import make_rl_step_fn, rl_optimizer
-from core.training.sft import make_sft_step_fn, sft_optimizer
-from core.training.state import commit_to_device, init_state
-from experiments.config import (
+from cliffjax.distributed import Layout, is_main_process, make_mesh
+from cliffjax.distributed.multihost import maybe_initialize_distributed
+from cliffjax.experiments.config import (
     ConfigError,
     ExperimentConfig,
     build_config,
@@ -54,6 +43,17 @@ from experiments.config import (
     make_task,
     register_configs,
 )
+from cliffjax.models.policy import make_policy, param_count
+from cliffjax.objectives import get_objective
+from cliffjax.training.checkpoint import Checkpointer
+from cliffjax.training.evaluation import make_evaluator
+from cliffjax.training.guards import NonFiniteError
+from cliffjax.training.loop import Phase, run_phase
+from cliffjax.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
+from cliffjax.training.preference import make_preference_step_fn, preference_optimizer
+from cliffjax.training.rl import make_rl_step_fn, rl_optimizer
+from cliffjax.training.sft import make_sft_step_fn, sft_optimizer
+from cliffjax.training.state import commit_to_device, init_state
 
 PHASE_ORDER = {"init": 0, "sft": 1, "rl": 2, "preference": 2}
 SFT_WATCH = ("loss", "grad_norm")
@@ -346,7 +346,7 @@ register_configs()
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point (``python -m experiments.train``)."""
+    """Hydra entry point (``python -m cliffjax.experiments.train``)."""
     for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the terminal clean
         logging.getLogger(name).setLevel(logging.WARNING)
     # Multi-process runs must initialise before anything touches devices (building a task does).

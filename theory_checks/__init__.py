@@ -1,11 +1,11 @@
 """Executable checks of reward->policy stability theory.
 
-``python -m theory_checks [--out DIR] [--quick]`` runs every check in :data:`ALL_CHECKS`, prints
+``python -m cliffjax.theory_checks [--out DIR] [--quick]`` runs every check in :data:`ALL_CHECKS`, prints
 a table and writes JSON, a markdown report and figures. Each check is a pure function
 ``check(size="full"|"small", seed=0) -> CheckRecord``; see docs/theory.md.
 """
 
-from theory_checks.cliff_checks import (
+from cliffjax.theory_checks.cliff_checks import (
     check_argmax_uhc,
     check_cliff_deterministic,
     check_cliff_uniform,
@@ -14,8 +14,8 @@ from theory_checks.cliff_checks import (
     check_q_lipschitz,
     check_tie_breaker,
 )
-from theory_checks.record import CheckRecord
-from theory_checks.related_checks import (
+from cliffjax.theory_checks.record import CheckRecord
+from cliffjax.theory_checks.related_checks import (
     check_ches,
     check_displacement_rates,
     check_displacement_sign,
@@ -23,7 +23,7 @@ from theory_checks.related_checks import (
     check_ranking_accuracy,
     check_rpo_minimax,
 )
-from theory_checks.soft_checks import (
+from cliffjax.theory_checks.soft_checks import (
     check_effective_reward_lipschitz,
     check_entropy_cost,
     check_kl_tie_breaker,
@@ -32,7 +32,10 @@ from theory_checks.soft_checks import (
     check_soft_policy_tree,
     check_softmax_lipschitz,
 )
-from theory_checks.training_checks import check_clipping_entropy, check_entropy_gradient_ascent
+from cliffjax.theory_checks.training_checks import (
+    check_clipping_entropy,
+    check_entropy_gradient_ascent,
+)
 
 ALL_CHECKS = {
     "PC-1": check_q_lipschitz,

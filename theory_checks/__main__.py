@@ -1,4 +1,4 @@
-"""``python -m theory_checks [--out DIR] [--quick] [--seed N] [--only ID ...] [--no-figures]``.
+"""``python -m cliffjax.theory_checks [--out DIR] [--quick] [--seed N] [--only ID ...] [--no-figures]``.
 
 Runs every check, prints the table (claim, bound, measured, tightness, verdict), writes
 ``results.json``, ``report.md`` and PNG figures into ``--out`` (default ``theory_report/``).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m theory_checks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cliffjax.theory_checks", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("theory_report"), help="output directory")
     parser.add_argument("--quick", action="store_true", help="small sizes (what the tests run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every check")
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
 
-    from theory_checks import ALL_CHECKS
-    from theory_checks.report import format_table, run_checks, write_report
+    from cliffjax.theory_checks import ALL_CHECKS
+    from cliffjax.theory_checks.report import format_table, run_checks, write_report
 
     checks = ALL_CHECKS
     if args.only:
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     records, times = run_checks(checks, size, args.seed)
     print(format_table(records, times))
-    command = "python -m theory_checks " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m cliffjax.theory_checks " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     paths = write_report(
         records, times, args.out, command.strip(), size, args.seed, not args.no_figures
     )

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory_checks import maps
-from theory_checks.record import CheckRecord, check_size, verdict_of
+from cliffjax.theory_checks import maps
+from cliffjax.theory_checks.record import CheckRecord, check_size, verdict_of
 
 PAPER = "arXiv 2507.20150"
 

@@ -8,7 +8,7 @@
 
 Numbering of these papers was taken from our notes (docs/theory.md says which statements were
 read in the paper text); every identity used here is re-derived in the docstrings.
-The DPO losses are the project's own (``core.objectives.get_objective("dpo")``), so the checks
+The DPO losses are the project's own (``cliffjax.objectives.get_objective("dpo")``), so the checks
 also test that code. JAX parts run under ``jax.enable_x64(True)``.
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 import optax
 from scipy.optimize import minimize
 
-from core.objectives import PreferenceBatch, get_objective
-from theory_checks.cliff_checks import _n
-from theory_checks.record import CheckRecord, verdict_of
+from cliffjax.objectives import PreferenceBatch, get_objective
+from cliffjax.theory_checks.cliff_checks import _n
+from cliffjax.theory_checks.record import CheckRecord, verdict_of
 
 CHEN = "arXiv 2405.19534"
 RAZIN = "arXiv 2410.08847"

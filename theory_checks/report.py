@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from theory_checks import maps
-from theory_checks.cliff_checks import branch_perturbation, two_branch_mdp
-from theory_checks.record import CheckRecord
-from theory_checks.soft_checks import lipschitz_curve, weight_cliff_policy
+from cliffjax.theory_checks import maps
+from cliffjax.theory_checks.cliff_checks import branch_perturbation, two_branch_mdp
+from cliffjax.theory_checks.record import CheckRecord
+from cliffjax.theory_checks.soft_checks import lipschitz_curve, weight_cliff_policy
 
 ALPHAS_FIG = (0.01, 0.03, 0.1, 0.3)
 

@@ -1,14 +1,14 @@
 """Multi-reward and entropy-regularization checks (Policy Cliff, arXiv 2507.20150, Sec. 4).
 
-Exact float64 numpy, plus the JAX gradient-ascent searches of :mod:`theory_checks.search`.
+Exact float64 numpy, plus the JAX gradient-ascent searches of :mod:`cliffjax.theory_checks.search`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from theory_checks import maps, search
-from theory_checks.cliff_checks import (
+from cliffjax.theory_checks import maps, search
+from cliffjax.theory_checks.cliff_checks import (
     CLIFF_EPS,
     PAPER,
     _n,
@@ -18,7 +18,7 @@ from theory_checks.cliff_checks import (
     tied_mdp,
     two_branch_mdp,
 )
-from theory_checks.record import CheckRecord, verdict_of
+from cliffjax.theory_checks.record import CheckRecord, verdict_of
 
 # ---------------------------------------------------------------------------------------------
 # PC-8  Lemma 4.2 / Prop. 4.3: the effective reward and its Q are Lipschitz in the tuple

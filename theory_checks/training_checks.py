@@ -8,7 +8,7 @@
   al. arXiv 2509.26114), simulated with the project's DAPO/PPO-clip loss and group advantages in
   the regime the team notes fix (a peaked policy over many actions).
 
-The entropy bonus is NOT part of ``core.objectives``; it is added here explicitly as
+The entropy bonus is NOT part of ``cliffjax.objectives``; it is added here explicitly as
 ``loss_total = loss_sum/denominator - alpha * mean_s H(pi(.|s))``.
 All JAX code runs under ``jax.enable_x64(True)``.
 """
@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.objectives import AdvantageConfig, PolicyBatch, compute_advantages, get_objective
-from theory_checks import maps
-from theory_checks.cliff_checks import PAPER, _n
-from theory_checks.record import CheckRecord, verdict_of
+from cliffjax.objectives import AdvantageConfig, PolicyBatch, compute_advantages, get_objective
+from cliffjax.theory_checks import maps
+from cliffjax.theory_checks.cliff_checks import PAPER, _n
+from cliffjax.theory_checks.record import CheckRecord, verdict_of
 
 CLIP_PAPER = "arXiv 2512.16912"
 

@@ -4,8 +4,8 @@ A run changes scale by changing ``MeshConfig`` (``mesh=...`` on the command line
 code. See docs/scaling.md.
 """
 
-from core.distributed.layout import KINDS, Layout, jit_maybe_sharded, sharded_partial
-from core.distributed.mesh import (
+from cliffjax.distributed.layout import KINDS, Layout, jit_maybe_sharded, sharded_partial
+from cliffjax.distributed.mesh import (
     AXES,
     BATCH_AXES,
     MeshConfig,
@@ -16,14 +16,14 @@ from core.distributed.mesh import (
     make_mesh,
     replicated,
 )
-from core.distributed.multihost import (
+from cliffjax.distributed.multihost import (
     detect_launch,
     host_local_to_global,
     is_main_process,
     maybe_initialize_distributed,
     process_batch_slice,
 )
-from core.distributed.partition import (
+from cliffjax.distributed.partition import (
     PARTITION_RULES,
     TRANSFORMER_RULES,
     Rule,
@@ -38,7 +38,7 @@ from core.distributed.partition import (
     tree_specs,
     unmatched,
 )
-from core.distributed.sharded import (
+from cliffjax.distributed.sharded import (
     ShardingPlan,
     abstract_on_mesh,
     init_opt_state,

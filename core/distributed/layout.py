@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from core.distributed.mesh import batch_shardings, replicated
-from core.distributed.partition import PARTITION_RULES, Rule, SpecDecision, path_str, spec_for
+from cliffjax.distributed.mesh import batch_shardings, replicated
+from cliffjax.distributed.partition import PARTITION_RULES, Rule, SpecDecision, path_str, spec_for
 
 PyTree = Any
 KINDS = ("model", "batch", "replicated")

@@ -56,7 +56,7 @@ class MeshConfig:
     tensor: int = 1
     """Tensor-parallel ways (Megatron column/row split of attention and MLP). ``-1``: the rest."""
     rules: str = "transformer"
-    """Name of the partition rule set in ``core.distributed.partition.PARTITION_RULES``."""
+    """Name of the partition rule set in ``cliffjax.distributed.partition.PARTITION_RULES``."""
     init_distributed: str = "auto"
     """Multi-process start: ``auto`` calls ``jax.distributed.initialize()`` when SLURM (srun
     with more than one task) or a multi-host TPU slice is detected, or when
@@ -95,7 +95,7 @@ class MeshConfig:
                     f"num_processes={self.num_processes}"
                 )
         # Imported here to avoid a cycle (partition imports mesh for the axis names).
-        from core.distributed.partition import PARTITION_RULES
+        from cliffjax.distributed.partition import PARTITION_RULES
 
         if self.rules not in PARTITION_RULES:
             raise ValueError(

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from core.distributed.mesh import MeshConfig, batch_sharding
+from cliffjax.distributed.mesh import MeshConfig, batch_sharding
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """Check that a mesh computes what one device computes: loss, gradients, optimizer steps,
 sampled tokens. Used by the tests (8 simulated CPU devices) and by hand on a real node::
 
-    python -m core.distributed.selfcheck                       # the four 8-device meshes
-    python -m core.distributed.selfcheck --meshes 2x4x1,1x1x8 --cpu-devices 8
+    python -m cliffjax.distributed.selfcheck                       # the four 8-device meshes
+    python -m cliffjax.distributed.selfcheck --meshes 2x4x1,1x1x8 --cpu-devices 8
 
-The problem: the repo's transformer (``core.models``) with 8 heads, a GRPO loss
-(``core.objectives``, arXiv:2402.03300 Eq. 3) on per-token log-probs from
-``core.sampling.score``, AdamW with global-norm clipping, and KV-cache sampling
-(``core.sampling.sample``). The one-device reference runs the *same* code on a 1x1x1 mesh of
+The problem: the repo's transformer (``cliffjax.models``) with 8 heads, a GRPO loss
+(``cliffjax.objectives``, arXiv:2402.03300 Eq. 3) on per-token log-probs from
+``cliffjax.sampling.score``, AdamW with global-norm clipping, and KV-cache sampling
+(``cliffjax.sampling.sample``). The one-device reference runs the *same* code on a 1x1x1 mesh of
 the first device, so any difference comes from the sharding (reduction order, collectives).
 """
 
@@ -73,7 +73,7 @@ class MeshResult:
 
 
 def _model_config(vocab: int = 20):
-    from core.models import preset_config
+    from cliffjax.models import preset_config
 
     # 8 heads so that 8-way tensor parallelism really splits attention; vocabulary 20 is not
     # divisible by 8, which exercises the replicate-on-indivisible fallback on 1x1x8.
@@ -94,7 +94,7 @@ def make_problem(
     import jax
     import numpy as np
 
-    from core.models import make_policy
+    from cliffjax.models import make_policy
 
     cfg = _model_config()
     policy = make_policy(cfg, seed)
@@ -135,9 +135,9 @@ def make_problem(
 
 
 def grpo_loss(graphdef, params, batch) -> Any:
-    """GRPO loss with its KL term (``core.objectives`` "grpo", paper defaults)."""
-    from core.objectives import PolicyBatch, get_objective
-    from core.sampling import score
+    """GRPO loss with its KL term (``cliffjax.objectives`` "grpo", paper defaults)."""
+    from cliffjax.objectives import PolicyBatch, get_objective
+    from cliffjax.sampling import score
 
     spec = get_objective("grpo")
     logp = score(graphdef, params, batch["prompts"], batch["completions"])
@@ -163,9 +163,9 @@ def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transforme
     import jax.numpy as jnp
     import optax
 
-    from core.distributed.layout import Layout
-    from core.distributed.sharded import plan_shardings
-    from core.sampling import SamplingConfig, sample
+    from cliffjax.distributed.layout import Layout
+    from cliffjax.distributed.sharded import plan_shardings
+    from cliffjax.sampling import SamplingConfig, sample
 
     graphdef = problem.graphdef
     tx = make_optimizer(problem.lr)
@@ -267,7 +267,7 @@ def compare(ref: MeshResult, res: MeshResult) -> dict[str, float]:
 
 def parse_mesh(text: str):
     """``"2x2x2"`` -> ``MeshConfig(data=2, fsdp=2, tensor=2)``."""
-    from core.distributed.mesh import MeshConfig
+    from cliffjax.distributed.mesh import MeshConfig
 
     parts = [int(p) for p in text.lower().split("x")]
     if len(parts) != 3:
@@ -280,8 +280,8 @@ def print_memory_table(preset: str, vocab: int, meshes: list[str]) -> None:
     device for each mesh, from shapes and the partition rules only."""
     import jax
 
-    from core.distributed.partition import bytes_per_device
-    from core.models import make_policy, param_count, preset_config
+    from cliffjax.distributed.partition import bytes_per_device
+    from cliffjax.models import make_policy, param_count, preset_config
 
     cfg = preset_config(preset, vocab_size=vocab)
     params = jax.eval_shape(lambda: make_policy(cfg, 0).params)
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
 
-    from core.distributed.mesh import MeshConfig, make_mesh
+    from cliffjax.distributed.mesh import MeshConfig, make_mesh
 
     problem = make_problem()
     ref = run_on_mesh(problem, make_mesh(MeshConfig(), jax.devices()[:1]), "1x1x1")

@@ -24,8 +24,8 @@ import jax
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from core.distributed.mesh import BATCH_AXES, replicated
-from core.distributed.partition import (
+from cliffjax.distributed.mesh import BATCH_AXES, replicated
+from cliffjax.distributed.partition import (
     Rule,
     SpecDecision,
     opt_state_shardings,

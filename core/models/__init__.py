@@ -1,7 +1,7 @@
 """Models: the NNX transformer and the functional policy interface."""
 
-from core.models.policy import Policy, apply, init_cache, make_policy, param_count
-from core.models.transformer import (
+from cliffjax.models.policy import Policy, apply, init_cache, make_policy, param_count
+from cliffjax.models.transformer import (
     PRESETS,
     KVCache,
     Transformer,

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 from flax import nnx
 
-from core.models.transformer import KVCache, Transformer, TransformerConfig, init_kv_cache
+from cliffjax.models.transformer import KVCache, Transformer, TransformerConfig, init_kv_cache
 
 Array = jax.Array
 
@@ -35,7 +35,7 @@ class Policy(NamedTuple):
         be passed to ``jax.jit`` as an ordinary argument).
       params: the parameters as an ``nnx.State`` (a pytree whose leaves are arrays; optax,
         orbax and ``jax.tree`` functions work on it directly). Paths are documented in
-        ``core.models.transformer``.
+        ``cliffjax.models.transformer``.
     """
 
     graphdef: Any

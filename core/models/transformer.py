@@ -25,7 +25,7 @@ Parameter paths are flat and predictable, so later partition rules can match the
     lm_head                         [d, V]           ("embed", "vocab")
 
 The logical axis names are stored as ``out_sharding`` metadata only; building with no mesh
-needs ``nnx.use_eager_sharding(False)`` (``core.models.policy.make_policy`` does this).
+needs ``nnx.use_eager_sharding(False)`` (``cliffjax.models.policy.make_policy`` does this).
 """
 
 from __future__ import annotations

@@ -2,16 +2,16 @@
 
 Public API (see docs/architecture.md and docs/objectives.md)::
 
-    from core.objectives import get_objective, list_objectives, PolicyBatch, PreferenceBatch
-    from core.objectives import compute_advantages, AdvantageConfig, kl_divergence, aggregate
+    from cliffjax.objectives import get_objective, list_objectives, PolicyBatch, PreferenceBatch
+    from cliffjax.objectives import compute_advantages, AdvantageConfig, kl_divergence, aggregate
 """
 
-from core.objectives.advantages import ADVANTAGE_ESTIMATORS, AdvantageConfig, compute_advantages
-from core.objectives.aggregation import AGGREGATION_MODES, aggregate, finalize_loss
-from core.objectives.kl import KL_ESTIMATORS, KL_USAGE, kl_divergence
-from core.objectives.registry import ObjectiveSpec, get_objective, list_objectives, register
-from core.objectives.shaping import soft_overlong_penalty
-from core.objectives.types import PolicyBatch, PreferenceBatch
+from cliffjax.objectives.advantages import ADVANTAGE_ESTIMATORS, AdvantageConfig, compute_advantages
+from cliffjax.objectives.aggregation import AGGREGATION_MODES, aggregate, finalize_loss
+from cliffjax.objectives.kl import KL_ESTIMATORS, KL_USAGE, kl_divergence
+from cliffjax.objectives.registry import ObjectiveSpec, get_objective, list_objectives, register
+from cliffjax.objectives.shaping import soft_overlong_penalty
+from cliffjax.objectives.types import PolicyBatch, PreferenceBatch
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",

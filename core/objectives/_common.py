@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from core.objectives.aggregation import aggregate, finalize_loss
-from core.objectives.kl import kl_divergence
-from core.objectives.types import PolicyBatch
+from cliffjax.objectives.aggregation import aggregate, finalize_loss
+from cliffjax.objectives.kl import kl_divergence
+from cliffjax.objectives.types import PolicyBatch
 
 Array = jax.Array
 
@@ -147,8 +147,8 @@ def finish(
 
 def check_common(cfg) -> None:
     """Validate ``beta``, ``kl_estimator``, ``aggregation``, ``norm_constant``, ``log_ratio_clamp``."""
-    from core.objectives.aggregation import check_mode
-    from core.objectives.kl import check_estimator
+    from cliffjax.objectives.aggregation import check_mode
+    from cliffjax.objectives.kl import check_estimator
 
     if not cfg.beta >= 0:
         raise ValueError(f"beta must be >= 0, got {cfg.beta!r}")

@@ -33,9 +33,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.objectives import _common
-from core.objectives.cispo import reinforce_per_token
-from core.objectives.types import PolicyBatch
+from cliffjax.objectives import _common
+from cliffjax.objectives.cispo import reinforce_per_token
+from cliffjax.objectives.types import PolicyBatch
 
 Array = jax.Array
 

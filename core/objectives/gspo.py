@@ -34,9 +34,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.objectives import _common
-from core.objectives.ppo_clip import ppo_clip_per_token
-from core.objectives.types import PolicyBatch
+from cliffjax.objectives import _common
+from cliffjax.objectives.ppo_clip import ppo_clip_per_token
+from cliffjax.objectives.types import PolicyBatch
 
 Array = jax.Array
 
@@ -49,7 +49,7 @@ class GSPOConfig:
       eps_low: lower clip of the sequence ratio (``1 − eps_low``).
       eps_high: upper clip of the sequence ratio (``1 + eps_high``).
       beta: KL coefficient β (per-token KL added to the loss; 0 in the paper).
-      kl_estimator: KL estimator name (see ``core.objectives.kl``).
+      kl_estimator: KL estimator name (see ``cliffjax.objectives.kl``).
       aggregation: aggregation mode; ``seq-mean-token-mean`` is the paper's objective.
       norm_constant: ``C`` of ``constant-normalized-sum`` (None = T).
       log_ratio_clamp: clamp of the mean log-ratio before ``exp``.

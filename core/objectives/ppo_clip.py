@@ -39,8 +39,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.objectives import _common
-from core.objectives.types import PolicyBatch
+from cliffjax.objectives import _common
+from cliffjax.objectives.types import PolicyBatch
 
 Array = jax.Array
 
@@ -55,8 +55,8 @@ class PPOClipConfig:
       clip_ratio_c: dual-clip constant ``c > 1`` (loss capped at ``c·|Â|`` for Â < 0);
         ``None`` = off.
       beta: KL coefficient β (KL against ``logp_ref`` added to the per-token loss).
-      kl_estimator: ``"k1" | "k2" | "k3" | "k3_ratio"`` (see ``core.objectives.kl``).
-      aggregation: aggregation mode (see ``core.objectives.aggregation``).
+      kl_estimator: ``"k1" | "k2" | "k3" | "k3_ratio"`` (see ``cliffjax.objectives.kl``).
+      aggregation: aggregation mode (see ``cliffjax.objectives.aggregation``).
       norm_constant: ``C`` of ``constant-normalized-sum``; ``None`` = padded width T.
       log_ratio_clamp: ``|log r|`` is clamped to this before ``exp``.
     """

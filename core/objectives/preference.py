@@ -34,8 +34,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.objectives.aggregation import finalize_loss
-from core.objectives.types import PreferenceBatch
+from cliffjax.objectives.aggregation import finalize_loss
+from cliffjax.objectives.types import PreferenceBatch
 
 Array = jax.Array
 

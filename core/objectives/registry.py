@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from core.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference, sapo
+from cliffjax.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference, sapo
 
 Array = jax.Array
 LossFn = Callable[[Any, Any], tuple[Array, Array, dict[str, Array]]]

@@ -20,8 +20,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.objectives import _common
-from core.objectives.types import PolicyBatch
+from cliffjax.objectives import _common
+from cliffjax.objectives.types import PolicyBatch
 
 Array = jax.Array
 

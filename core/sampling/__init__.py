@@ -1,13 +1,13 @@
 """Sampling: jit'd KV-cache generation and teacher-forced scoring."""
 
-from core.sampling.sampler import (
+from cliffjax.sampling.sampler import (
     SampleOutput,
     SamplingConfig,
     filter_logits,
     sample,
     sample_with_model,
 )
-from core.sampling.scoring import score, score_with_entropy
+from cliffjax.sampling.scoring import score, score_with_entropy
 
 __all__ = [
     "SampleOutput",

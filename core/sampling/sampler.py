@@ -19,7 +19,7 @@ Algorithm (all shapes static, one compile per (B, P, N, config)):
 Log-probabilities: ``logp[b, t] = log q(tok_t | prefix)`` where ``q`` is the *sampling*
 distribution above (temperature-scaled, filtered, renormalised). It equals the policy's
 log-prob ``log softmax(logits)[tok]`` only when ``temperature == 1``, ``top_k == 0`` and
-``top_p == 1``; in any other case use ``core.sampling.scoring.score`` for the policy's
+``top_p == 1``; in any other case use ``cliffjax.sampling.scoring.score`` for the policy's
 log-probs (PPO ratios need those). For greedy decoding (temperature 0) the returned logp is
 the policy's unfiltered temperature-1 log-prob of the argmax token (q itself is a point mass).
 
@@ -198,7 +198,7 @@ def sample(
     """Sample ``cfg.max_new_tokens`` tokens after each prompt (module docstring).
 
     Args:
-      graphdef, params: a split policy (``core.models.policy.Policy``); the module must have
+      graphdef, params: a split policy (``cliffjax.models.policy.Policy``); the module must have
         ``init_cache(batch, max_len)`` and ``__call__(tokens, positions, cache)``.
       prompts: ``[n, P]`` int32, fixed width, no padding inside (position of token i is i);
         ``B = n · cfg.group_size`` output rows.

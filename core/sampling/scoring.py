@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from core.models.policy import apply
+from cliffjax.models.policy import apply
 
 Array = jax.Array
 

@@ -1,12 +1,12 @@
 """Synthetic tasks with verifiable rewards computed in JAX (no downloads)."""
 
-from core.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
-from core.tasks.base import Task
-from core.tasks.evaluate import evaluate
-from core.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask, enumerate_answers
-from core.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
-from core.tasks.registry import TASKS, get_task, list_tasks, make_task, task_config_cls
-from core.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
+from cliffjax.tasks.base import Task
+from cliffjax.tasks.evaluate import evaluate
+from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask, enumerate_answers
+from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
+from cliffjax.tasks.registry import TASKS, get_task, list_tasks, make_task, task_config_cls
+from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 __all__ = [
     "TASKS",

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.tasks.base import (
+from cliffjax.tasks.base import (
     Meta,
     PairPoolMixin,
     const_column,
@@ -38,7 +38,7 @@ from core.tasks.base import (
     number_tokens,
     sft_from_target,
 )
-from core.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

@@ -30,7 +30,7 @@ from typing import Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
-from core.tasks.tokenizer import CharTokenizer
+from cliffjax.tasks.tokenizer import CharTokenizer
 
 Array = jax.Array
 Meta = dict[str, Array]

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from core.sampling.sampler import SamplingConfig, sample_with_model
-from core.tasks.base import Task
+from cliffjax.sampling.sampler import SamplingConfig, sample_with_model
+from cliffjax.tasks.base import Task
 
 Array = jax.Array
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.tasks.base import (
+from cliffjax.tasks.base import (
     Meta,
     PairPoolMixin,
     const_column,
@@ -40,7 +40,7 @@ from core.tasks.base import (
     response_length,
     sft_from_target,
 )
-from core.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

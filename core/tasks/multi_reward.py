@@ -1,7 +1,7 @@
 """A multi-reward task: addition scored by weighted correctness, format and length terms.
 
 Prompts, held-out split and supervised examples are those of ``addition``
-(``core.tasks.arithmetic``); completions get ``extra_tokens`` spare slots so that answers with
+(``cliffjax.tasks.arithmetic``); completions get ``extra_tokens`` spare slots so that answers with
 trailing junk are possible. With the response = the completion before its first EOS (all N
 slots if there is none), the components are
 
@@ -22,9 +22,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from core.tasks.arithmetic import AdditionConfig, ArithmeticTask
-from core.tasks.base import Meta, jit_method, num_digits, response_length
-from core.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask
+from cliffjax.tasks.base import Meta, jit_method, num_digits, response_length
+from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from core.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
-from core.tasks.base import Task
-from core.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
-from core.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
+from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
+from cliffjax.tasks.base import Task
+from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
+from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
 
 # name -> (config class, task class)
 TASKS: dict[str, tuple[type, type]] = {

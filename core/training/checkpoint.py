@@ -1,6 +1,6 @@
 """Orbax checkpoints of the explicit training state.
 
-A checkpoint holds three items: ``state`` (the :class:`~core.training.state.TrainState`: params,
+A checkpoint holds three items: ``state`` (the :class:`~cliffjax.training.state.TrainState`: params,
 optimizer state, step, PRNG key), ``reference`` (the frozen reference parameters, or the
 params again when a phase has none, so every checkpoint has the same layout) and ``meta`` (JSON:
 the phase, its step and anything the driver needs to continue, e.g. the eval accuracy before
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from core.training.state import TrainState, abstract_state
+from cliffjax.training.state import TrainState, abstract_state
 
 PyTree = Any
 

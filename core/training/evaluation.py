@@ -9,8 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from core.distributed.layout import Layout, sharded_partial
-from core.sampling import SamplingConfig, sample
+from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.sampling import SamplingConfig, sample
 
 Array = jax.Array
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from core.training.checkpoint import Checkpointer
-from core.training.config import TrainerConfig
-from core.training.guards import check_finite
-from core.training.metrics import MetricsWriter, to_host
-from core.training.state import TrainState
+from cliffjax.training.checkpoint import Checkpointer
+from cliffjax.training.config import TrainerConfig
+from cliffjax.training.guards import check_finite
+from cliffjax.training.metrics import MetricsWriter, to_host
+from cliffjax.training.state import TrainState
 
 StepFn = Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]
 

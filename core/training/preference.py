@@ -30,13 +30,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from core.distributed.layout import Layout, sharded_partial
-from core.objectives import PreferenceBatch
-from core.objectives.registry import ObjectiveSpec
-from core.sampling import SamplingConfig, sample, score, score_with_entropy
-from core.training.config import OptimConfig, PreferenceConfig
-from core.training.metrics import to_host
-from core.training.state import TrainState, make_optimizer
+from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.objectives import PreferenceBatch
+from cliffjax.objectives.registry import ObjectiveSpec
+from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
+from cliffjax.training.config import OptimConfig, PreferenceConfig
+from cliffjax.training.metrics import to_host
+from cliffjax.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 PyTree = Any

@@ -16,7 +16,7 @@ Rollout. ``P`` prompts (``P x oversample`` with dynamic sampling) are repeated `
 (groups contiguous, as ``compute_advantages`` expects), sampled with the rollout
 ``SamplingConfig`` and scored by the task's verifier. Optional DAPO shaping (arXiv 2503.14476):
 
-* soft overlong punishment (eq. 13, ``core.objectives.shaping.soft_overlong_penalty`` with
+* soft overlong punishment (eq. 13, ``cliffjax.objectives.shaping.soft_overlong_penalty`` with
   ``L_max`` = the generation budget N and ``L_cache`` = ``overlong_buffer``), times
   ``overlong_factor``, is added to the reward before advantages;
 * dynamic sampling with static shapes: ``oversample x P`` prompts are sampled, groups with
@@ -49,14 +49,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from core.distributed.layout import Layout, sharded_partial
-from core.objectives import AdvantageConfig, PolicyBatch, compute_advantages, kl_divergence
-from core.objectives.registry import ObjectiveSpec
-from core.objectives.shaping import soft_overlong_penalty
-from core.sampling import SamplingConfig, sample, score, score_with_entropy
-from core.training.config import RLConfig
-from core.training.metrics import to_host
-from core.training.state import TrainState, make_optimizer
+from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.objectives import AdvantageConfig, PolicyBatch, compute_advantages, kl_divergence
+from cliffjax.objectives.registry import ObjectiveSpec
+from cliffjax.objectives.shaping import soft_overlong_penalty
+from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
+from cliffjax.training.config import RLConfig
+from cliffjax.training.metrics import to_host
+from cliffjax.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 PyTree = Any

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from core.distributed.layout import Layout, sharded_partial
-from core.models.policy import apply
-from core.training.config import OptimConfig, SFTConfig
-from core.training.metrics import to_host
-from core.training.state import TrainState, make_optimizer
+from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.models.policy import apply
+from cliffjax.training.config import OptimConfig, SFTConfig
+from cliffjax.training.metrics import to_host
+from cliffjax.training.state import TrainState, make_optimizer
 
 Array = jax.Array
 
@@ -103,7 +103,7 @@ def _sft_batch(key: Array, *, task: Any, n: int) -> tuple[Array, Array]:
 def make_sft_step_fn(
     graphdef: Any, task: Any, cfg: SFTConfig, data_key: Array, layout: Layout | None = None
 ) -> Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]:
-    """Host step ``fn(state, i) -> (state, host metrics)`` for :func:`core.training.loop.run_phase`.
+    """Host step ``fn(state, i) -> (state, host metrics)`` for :func:`cliffjax.training.loop.run_phase`.
 
     Step ``i`` trains on ``task.sft_batch(fold_in(data_key, i), cfg.batch_size)``, so the data
     depends only on the step index (resuming replays the same batches). The state must be built

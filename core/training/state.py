@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from core.distributed.layout import Layout
-from core.training.config import OptimConfig
+from cliffjax.distributed.layout import Layout
+from cliffjax.training.config import OptimConfig
 
 Array = jax.Array
 PyTree = Any

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import get_objective, list_objectives
-from experiments import bench
+from cliffjax.experiments import bench
+from cliffjax.objectives import get_objective, list_objectives
 
 
 def test_time_fn_statistics():
@@ -88,7 +88,7 @@ def test_update_wiring_tiny():
 @pytest.fixture(scope="module")
 def bt():
     pytest.importorskip("torch")
-    from experiments import bench_torch
+    from cliffjax.experiments import bench_torch
 
     return bench_torch
 
@@ -113,8 +113,8 @@ def test_torch_formulas_match_jax(bt, name):
 
 
 def test_sampler_reforward_matches_kv_cache_greedy():
-    from core.models.policy import make_policy
-    from core.sampling import SamplingConfig, sample
+    from cliffjax.models.policy import make_policy
+    from cliffjax.sampling import SamplingConfig, sample
 
     cfg = dataclasses.replace(bench.model_config(32, 16), n_heads=2)
     graphdef, params = make_policy(cfg, 0)
@@ -137,7 +137,7 @@ def test_sampler_reforward_matches_kv_cache_greedy():
     ],
 )
 def test_flat_einsum_equals_einsum(spec, sa, sb, flat):
-    from experiments import bench_proto
+    from cliffjax.experiments import bench_proto
 
     a = jax.random.normal(jax.random.key(0), sa)
     b = jax.random.normal(jax.random.key(1), sb)
@@ -149,8 +149,8 @@ def test_flat_einsum_equals_einsum(spec, sa, sb, flat):
 
 
 def test_flat_dots_patch_is_scoped():
-    from core.models import transformer
-    from experiments import bench_proto
+    from cliffjax.experiments import bench_proto
+    from cliffjax.models import transformer
 
     real = transformer.jnp
     with bench_proto.flat_dots():

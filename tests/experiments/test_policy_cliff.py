@@ -18,11 +18,11 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from core.objectives import get_objective, list_objectives
-from experiments import cliff_core as cc
-from experiments import policy_cliff as pc
-from experiments.cliff_config import build_cliff_config, register_cliff_configs
-from experiments.config import ConfigError
+from cliffjax.experiments import cliff_core as cc
+from cliffjax.experiments import policy_cliff as pc
+from cliffjax.experiments.cliff_config import build_cliff_config, register_cliff_configs
+from cliffjax.experiments.config import ConfigError
+from cliffjax.objectives import get_objective, list_objectives
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 # A job small enough to compile and run in seconds: 1-layer d=16 model, 3 RL steps.
@@ -308,7 +308,7 @@ def test_two_job_multirun_end_to_end(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "experiments.policy_cliff",
+        "cliffjax.experiments.policy_cliff",
         "-m",
         "sweep.perturbation=ties,random",
         *[o for o in TINY if not o.startswith(("sweep.perturbation", "sweep.n_eval_samples"))],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import report
+from cliffjax.experiments import report
 
 # Two jobs (grpo, mhpo), 3 seeds, ε ∈ {0, 0.1}. tv_exact is chosen so means and intervals are
 # easy to check by hand: grpo at ε=0.1 has values 0.1, 0.2, 0.3 (mean 0.2, s = 0.1).

@@ -9,8 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from core.objectives import get_objective, list_objectives
-from experiments.config import ConfigError, build_config, register_configs
+from cliffjax.experiments.config import ConfigError, build_config, register_configs
+from cliffjax.objectives import get_objective, list_objectives
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONF = os.path.join(ROOT, "conf")
@@ -106,13 +106,13 @@ def test_bad_value_fails_naming_the_field(load, overrides, field):
 
 
 def test_cli_rejects_bad_value_before_compute(tmp_path):
-    """`python -m experiments.train` exits 2 naming the field, and writes no run artefacts."""
+    """`python -m cliffjax.experiments.train` exits 2 naming the field, and writes no run artefacts."""
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "experiments.train",
+            "cliffjax.experiments.train",
             "trainer.rl.minibatches=3",
             f"run_dir={run_dir}",
         ],

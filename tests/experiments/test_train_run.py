@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from core.training.checkpoint import Checkpointer
-from core.training.guards import NonFiniteError
-from core.training.metrics import read_metrics
-from experiments.config import build_config, register_configs
-from experiments.train import run
+from cliffjax.experiments.config import build_config, register_configs
+from cliffjax.experiments.train import run
+from cliffjax.training.checkpoint import Checkpointer
+from cliffjax.training.guards import NonFiniteError
+from cliffjax.training.metrics import read_metrics
 
 CONF = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "conf"))
 

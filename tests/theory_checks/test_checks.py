@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from theory_checks import ALL_CHECKS, maps
-from theory_checks.record import CheckRecord
+from cliffjax.theory_checks import ALL_CHECKS, maps
+from cliffjax.theory_checks.record import CheckRecord
 
 
 def _close(x: float, y: float, tol: float) -> bool:

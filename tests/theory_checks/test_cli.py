@@ -1,10 +1,10 @@
-"""``python -m theory_checks``: table, JSON, markdown and figures."""
+"""``python -m cliffjax.theory_checks``: table, JSON, markdown and figures."""
 
 from __future__ import annotations
 
 import json
 
-from theory_checks.__main__ import main
+from cliffjax.theory_checks.__main__ import main
 
 
 def test_cli_writes_report_and_figures(tmp_path, capsys):

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory_checks import maps
-from theory_checks.cliff_checks import branch_perturbation, two_branch_mdp
+from cliffjax.theory_checks import maps
+from cliffjax.theory_checks.cliff_checks import branch_perturbation, two_branch_mdp
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -185,7 +185,7 @@ def test_margin_radius_property(gap, gamma, frac):
 @given(log_eps=st.floats(-6, -1), m=st.integers(2, 4), seed=st.integers(0, 1000))
 def test_cliff_jump_property(log_eps, m, seed):
     """Uniform-over-ties: TV jump (m-1)/m for every eps; first-index: TV 1 (a2 = action 1)."""
-    from theory_checks.cliff_checks import tied_mdp
+    from cliffjax.theory_checks.cliff_checks import tied_mdp
 
     mdp, R0, Q0 = tied_mdp(np.random.default_rng(seed), m)
     phi = np.zeros_like(Q0)

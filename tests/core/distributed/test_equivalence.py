@@ -4,7 +4,7 @@ For the meshes 8x1x1, 2x4x1, 2x2x2 and 1x1x8 (data x fsdp x tensor) the GRPO los
 gradients, the parameters after one AdamW step and after a short 3-step run, and one sampled
 batch (same key) must equal the one-device results within float32 tolerance; parameters and
 optimizer state must carry the planned shardings; a checkpoint saved on 8x1x1 restores onto
-2x2x2 with the new shardings. The runs live in ``core.distributed.selfcheck`` (also a CLI for
+2x2x2 with the new shardings. The runs live in ``cliffjax.distributed.selfcheck`` (also a CLI for
 real hardware); compiled once per mesh and shared through module-scoped fixtures.
 """
 
@@ -16,8 +16,8 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from core.distributed import MeshConfig, abstract_on_mesh, make_mesh, tree_specs
-from core.distributed.selfcheck import compare, make_problem, max_abs_diff, run_on_mesh
+from cliffjax.distributed import MeshConfig, abstract_on_mesh, make_mesh, tree_specs
+from cliffjax.distributed.selfcheck import compare, make_problem, max_abs_diff, run_on_mesh
 
 MESHES = {"8x1x1": (8, 1, 1), "2x4x1": (2, 4, 1), "2x2x2": (2, 2, 2), "1x1x8": (1, 1, 8)}
 
@@ -113,9 +113,9 @@ def test_checkpoint_restores_across_meshes(problem, results, tmp_path):
 
 
 def test_trainer_checkpointer_resumes_on_another_mesh(problem, results, tmp_path):
-    """``core.training.checkpoint.Checkpointer`` restores into the live state's shardings, so
+    """``cliffjax.training.checkpoint.Checkpointer`` restores into the live state's shardings, so
     resuming with a different ``mesh=`` reshards (8x1x1 -> 1x1x8 here)."""
-    from core.training.checkpoint import Checkpointer
+    from cliffjax.training.checkpoint import Checkpointer
 
     src = _result(results, problem, "8x1x1")
     dst = _result(results, problem, "1x1x8")

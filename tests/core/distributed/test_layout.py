@@ -1,5 +1,5 @@
 """``Layout``: kind-based shardings and ``Layout.jit``, checked on a supervised step built from
-the trainer's loss (``core.training.sft.sequence_nll``), optimizer and train state."""
+the trainer's loss (``cliffjax.training.sft.sequence_nll``), optimizer and train state."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from core.distributed import (
+from cliffjax.distributed import (
     Layout,
     MeshConfig,
     jit_maybe_sharded,
@@ -20,10 +20,10 @@ from core.distributed import (
     plan_shardings,
     tree_specs,
 )
-from core.models import make_policy, preset_config
-from core.training.config import OptimConfig
-from core.training.sft import sequence_nll
-from core.training.state import TrainState, make_optimizer
+from cliffjax.models import make_policy, preset_config
+from cliffjax.training.config import OptimConfig
+from cliffjax.training.sft import sequence_nll
+from cliffjax.training.state import TrainState, make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +117,8 @@ def test_trainer_sft_step_sharded_matches_one_device(setup):
 
 
 def test_scoring_sharded_matches_one_device(setup):
-    """Teacher-forced per-token log-probs (``core.sampling.score``), rows split on 2x2x2."""
-    from core.sampling import score
+    """Teacher-forced per-token log-probs (``cliffjax.sampling.score``), rows split on 2x2x2."""
+    from cliffjax.sampling import score
 
     graphdef, params, _, tokens, _ = setup
     prompts, completions = tokens[0][:, :5], tokens[0][:, 5:]
@@ -137,7 +137,7 @@ def test_scoring_sharded_matches_one_device(setup):
 
 
 def test_constrain_rows_is_a_no_op_without_a_mesh_and_splits_rows_with_one():
-    from core.distributed import constrain_rows
+    from cliffjax.distributed import constrain_rows
 
     x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
     out = jax.jit(lambda a: constrain_rows(a) + 1)(x)  # no mesh context: plain
@@ -159,7 +159,7 @@ def _scaled_step(state, batch, *, scale: float):
 
 
 def test_sharded_partial_binds_static_args_and_memoises():
-    from core.distributed import sharded_partial
+    from cliffjax.distributed import sharded_partial
 
     plain = sharded_partial(
         _scaled_step, None, ("model", "batch"), ("model", "replicated"), scale=0.5

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jax.sharding import AxisType, PartitionSpec
 
-from core.distributed import (
+from cliffjax.distributed import (
     MeshConfig,
     batch_sharding,
     batch_shardings,
@@ -19,7 +19,7 @@ from core.distributed import (
     make_mesh,
     replicated,
 )
-from core.distributed.mesh import hybrid_split
+from cliffjax.distributed.mesh import hybrid_split
 
 CONF_MESH = pathlib.Path(__file__).resolve().parents[3] / "conf" / "mesh"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from core.distributed import (
+from cliffjax.distributed import (
     MeshConfig,
     detect_launch,
     host_local_to_global,
@@ -18,7 +18,7 @@ from core.distributed import (
     maybe_initialize_distributed,
     process_batch_slice,
 )
-from core.distributed.multihost import initialize_kwargs, should_initialize
+from cliffjax.distributed.multihost import initialize_kwargs, should_initialize
 
 SRUN_2 = {
     "SLURM_JOB_ID": "4242",

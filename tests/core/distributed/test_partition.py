@@ -10,7 +10,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from core.distributed import (
+from cliffjax.distributed import (
     MeshConfig,
     Rule,
     describe,
@@ -22,7 +22,7 @@ from core.distributed import (
     spec_for,
     tree_specs,
 )
-from core.models import PRESETS, make_policy, preset_config
+from cliffjax.models import PRESETS, make_policy, preset_config
 
 MESH_SHAPES = {"8x1x1": (8, 1, 1), "2x4x1": (2, 4, 1), "2x2x2": (2, 2, 2), "1x1x8": (1, 1, 8)}
 
@@ -66,7 +66,7 @@ def test_path_str_reads_nnx_state_paths():
     ],
 )
 def test_spec_for_transformer_rules(path, shape, mesh, expected):
-    from core.distributed import TRANSFORMER_RULES
+    from cliffjax.distributed import TRANSFORMER_RULES
 
     decision = spec_for(path, shape, _shape(*mesh), TRANSFORMER_RULES)
     assert decision.spec == expected
@@ -74,7 +74,7 @@ def test_spec_for_transformer_rules(path, shape, mesh, expected):
 
 
 def test_indivisible_dims_fall_back_to_replication():
-    from core.distributed import TRANSFORMER_RULES
+    from cliffjax.distributed import TRANSFORMER_RULES
 
     # Vocabulary 20 over 8-way tensor: not divisible, so the vocab dim stays whole.
     d = spec_for("embed/embedding", (20, 32), _shape(1, 1, 8), TRANSFORMER_RULES)
@@ -190,7 +190,7 @@ def test_describe_lists_every_leaf_with_bytes_per_device(tiny_params):
 
 
 def test_bytes_per_device_divides_by_the_shard_count():
-    from core.distributed.partition import bytes_per_device
+    from cliffjax.distributed.partition import bytes_per_device
 
     params = {
         "layers": {"0": {"mlp": {"down": jax.ShapeDtypeStruct((64, 32), jnp.float32)}}},

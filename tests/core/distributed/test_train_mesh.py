@@ -1,4 +1,4 @@
-"""``mesh=...`` on the main job (``experiments.train``): the same tiny warm start + GRPO run on
+"""``mesh=...`` on the main job (``cliffjax.experiments.train``): the same tiny warm start + GRPO run on
 a 2x2x2 mesh of simulated devices matches the one-device run step by step, ends with sharded
 parameters, and a mesh that does not fit the devices stops before any compute (exit 2)."""
 
@@ -14,9 +14,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from jax.sharding import PartitionSpec as P
 
-from core.training.metrics import read_metrics
-from experiments.config import build_config, register_configs
-from experiments.train import run
+from cliffjax.experiments.config import build_config, register_configs
+from cliffjax.experiments.train import run
+from cliffjax.training.metrics import read_metrics
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 # multi_reward (format and length terms) gives a learning signal from the first RL step. On a
@@ -93,7 +93,7 @@ def test_sharded_run_keeps_parameters_sharded(runs):
 def test_mesh_that_does_not_fit_exits_before_compute(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.train", "mesh.data=3", f"run_dir={tmp_path}"],
+        [sys.executable, "-m", "cliffjax.experiments.train", "mesh.data=3", f"run_dir={tmp_path}"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from core.models import (
+from cliffjax.models import (
     KVCache,
     TransformerConfig,
     apply,
@@ -164,7 +164,7 @@ def test_prefill_matches_full_forward_last_position(policy):
 
 def test_base100m_builds_abstractly():
     """The accelerator preset traces (no memory) to the advertised parameter count."""
-    from core.models.transformer import Transformer
+    from cliffjax.models.transformer import Transformer
 
     cfg = preset_config("base100m", V, max_seq_len=512)
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PolicyBatch, finalize_loss
+from cliffjax.objectives import PolicyBatch, finalize_loss
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 

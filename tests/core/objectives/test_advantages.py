@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.objectives import AdvantageConfig, compute_advantages
+from cliffjax.objectives import AdvantageConfig, compute_advantages
 
 TUNIX = {"grpo": "group_std", "drgrpo": "group_mean", "rloo": "rloo"}
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.objectives import AGGREGATION_MODES, aggregate, finalize_loss
+from cliffjax.objectives import AGGREGATION_MODES, aggregate, finalize_loss
 
 TUNIX = {
     "token-mean": ("token-mean", None),

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PolicyBatch, get_objective
+from cliffjax.objectives import PolicyBatch, get_objective
 
 
 @pytest.mark.parametrize(

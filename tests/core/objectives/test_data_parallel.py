@@ -11,7 +11,7 @@ import pytest
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from core.objectives import PolicyBatch, finalize_loss, get_objective
+from cliffjax.objectives import PolicyBatch, finalize_loss, get_objective
 
 
 @pytest.mark.parametrize(

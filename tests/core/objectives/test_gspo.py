@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PolicyBatch, get_objective
-from core.objectives.gspo import gspo_token_loss
+from cliffjax.objectives import PolicyBatch, get_objective
+from cliffjax.objectives.gspo import gspo_token_loss
 
 
 def test_matches_trl_sequence_level(trl, golden_inputs, h, x64):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import KL_ESTIMATORS, KL_USAGE, kl_divergence
+from cliffjax.objectives import KL_ESTIMATORS, KL_USAGE, kl_divergence
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PolicyBatch, get_objective
-from core.objectives.mhpo import hazard, mhpo_weight
+from cliffjax.objectives import PolicyBatch, get_objective
+from cliffjax.objectives.mhpo import hazard, mhpo_weight
 
 SPEC = get_objective("mhpo")
 

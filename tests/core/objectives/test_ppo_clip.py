@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PolicyBatch, finalize_loss, get_objective
+from cliffjax.objectives import PolicyBatch, finalize_loss, get_objective
 
 TUNIX_AGG = {
     "token-mean": ("token-mean", None),

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import PreferenceBatch, finalize_loss, get_objective
+from cliffjax.objectives import PreferenceBatch, finalize_loss, get_objective
 
 
 def _spread(golden, dtype=jnp.float64):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.objectives import (
+from cliffjax.objectives import (
     AGGREGATION_MODES,
     AdvantageConfig,
     PolicyBatch,

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from core.objectives import get_objective, list_objectives
+from cliffjax.objectives import get_objective, list_objectives
 
 EXPECTED = ("grpo", "dapo", "dr_grpo", "gspo", "cispo", "dispo", "mhpo", "dpo", "rpo")
 

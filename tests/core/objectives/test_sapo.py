@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.objectives import get_objective
+from cliffjax.objectives import get_objective
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.objectives import soft_overlong_penalty
+from cliffjax.objectives import soft_overlong_penalty
 
 
 def test_paper_test_vectors():

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.models import apply, make_policy, preset_config
-from core.sampling import SamplingConfig, filter_logits, sample, score, score_with_entropy
+from cliffjax.models import apply, make_policy, preset_config
+from cliffjax.sampling import SamplingConfig, filter_logits, sample, score, score_with_entropy
 
 V, B, P, N = 20, 16, 5, 6
 NO_EOS = 99  # an id the model can never emit: every row runs all N steps

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.models import make_policy, preset_config
-from core.tasks import TOKENIZER, evaluate, get_task
+from cliffjax.models import make_policy, preset_config
+from cliffjax.tasks import TOKENIZER, evaluate, get_task
 
 
 def test_evaluate_matches_direct_computation():

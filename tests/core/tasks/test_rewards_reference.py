@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from core.tasks import TOKENIZER, get_task
+from cliffjax.tasks import TOKENIZER, get_task
 
 T = TOKENIZER
 EOS = "$"

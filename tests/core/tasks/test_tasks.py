@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.tasks import (
+from cliffjax.tasks import (
     TOKENIZER,
     AdditionConfig,
     ManyAnswersConfig,

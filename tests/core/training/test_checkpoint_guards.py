@@ -6,10 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from core.training.checkpoint import Checkpointer
-from core.training.guards import NonFiniteError, check_finite
-from core.training.metrics import MetricsWriter, read_metrics, truncate_metrics
-from core.training.state import init_state
+from cliffjax.training.checkpoint import Checkpointer
+from cliffjax.training.guards import NonFiniteError, check_finite
+from cliffjax.training.metrics import MetricsWriter, read_metrics, truncate_metrics
+from cliffjax.training.state import init_state
 
 
 def _state(seed):

@@ -14,18 +14,18 @@ import numpy as np
 import optax
 import pytest
 
-from core.models.policy import make_policy
-from core.models.transformer import TransformerConfig
-from core.objectives import AdvantageConfig, PolicyBatch, get_objective, list_objectives
-from core.sampling import score
-from core.tasks.arithmetic import AdditionConfig, ArithmeticTask
-from core.training.config import OptimConfig, PreferenceConfig, RLConfig
-from core.training.preference import (
+from cliffjax.models.policy import make_policy
+from cliffjax.models.transformer import TransformerConfig
+from cliffjax.objectives import AdvantageConfig, PolicyBatch, get_objective, list_objectives
+from cliffjax.sampling import score
+from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask
+from cliffjax.training.config import OptimConfig, PreferenceConfig, RLConfig
+from cliffjax.training.preference import (
     make_dataset_pairs,
     make_preference_update,
     preference_optimizer,
 )
-from core.training.rl import (
+from cliffjax.training.rl import (
     Rollout,
     make_reference_scorer,
     make_rollout,
@@ -33,7 +33,7 @@ from core.training.rl import (
     rl_optimizer,
     rollout_sampling_config,
 )
-from core.training.state import init_state
+from cliffjax.training.state import init_state
 
 P, G = 4, 4
 RL = RLConfig(

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.training.config import (
+from cliffjax.training.config import (
     CheckpointConfig,
     OptimConfig,
     PreferenceConfig,
@@ -13,7 +13,7 @@ from core.training.config import (
     SFTConfig,
     TrainerConfig,
 )
-from core.training.state import learning_rate_schedule
+from cliffjax.training.state import learning_rate_schedule
 
 
 @pytest.mark.parametrize(

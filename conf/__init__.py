@@ -1,0 +1,1 @@
+"""Hydra configs of the cliffjax apps (package data: the YAML files beside this one)."""
