@@ -7,9 +7,9 @@ Every comparison is a ratio of two figures measured in the same process, each th
 several repetitions after a warm-up (compiles and first calls excluded), with the spread
 (min-max over the repetitions). A matmul reference (``n × n`` float32, JAX and PyTorch) is
 measured in the same process so achieved FLOP/s can be read as a fraction of it
-(``shared/CALIBRATION.md`` pitfall 7: timing varies ±30% across runs on a shared CPU).
+(timing varies ±30% across runs on a shared CPU).
 
-Sections (issue 7):
+Sections:
 
 1. ``objectives``: value and gradient w.r.t. the log-probs of every registered objective at
    (B × T) 64×512 and 256×2048, jit-compiled, against the same formulas in PyTorch as TRL

@@ -6,7 +6,7 @@ NNX module with the call signature ``module(tokens, positions, cache) -> (logits
 method ``module.init_cache(batch, max_len, dtype)`` plugs in without other changes.
 
 Using ``jax.jit`` over the split state with ``nnx.merge`` inside costs ~1.3 ms per call on
-tiny inputs versus ~3.4 ms for ``nnx.jit`` (shared/JAX_NOTES.md), hence this design.
+tiny inputs versus ~3.4 ms for ``nnx.jit`` (measured with flax 0.12), hence this design.
 
     policy = make_policy(model_config, key)            # Policy(graphdef, params)
     logits, _ = apply(policy.graphdef, policy.params, tokens, positions)

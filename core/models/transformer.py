@@ -115,7 +115,7 @@ class TransformerConfig:
         return v * d + self.n_layers * per_layer + d + d * v
 
 
-# Presets: "tiny" for tests, "small" is the CALIBRATION.md default (~0.53M parameters with an
+# Presets: "tiny" for tests, "small" is the calibrated CPU default (~0.53M parameters with an
 # 18-20 token vocabulary), "base100m" ~100M parameters for accelerators.
 PRESETS: dict[str, dict[str, int]] = {
     "tiny": dict(d_model=32, n_layers=2, n_heads=2, d_ff=64),

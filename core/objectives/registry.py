@@ -162,5 +162,5 @@ _spec(
     sapo.SAPOConfig,
     sapo.sapo_loss,
     "group_std",
-    "arXiv 2511.20347 (SAPO soft gate; contrast case, not in issue 2)",
+    "arXiv 2511.20347 (SAPO soft gate; contrast case)",
 )

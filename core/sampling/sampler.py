@@ -168,7 +168,7 @@ def sample_with_model(
 
     def step(carry, t):
         cache, prev, done = carry
-        # Token t-1 sits at position P + t - 1 (pitfall 6 in CALIBRATION.md).
+        # Token t-1 sits at position P + t - 1 (an off-by-one here still gives plausible text).
         pos = jnp.broadcast_to(p + t - 1, (b, 1)).astype(jnp.int32)
         logits, cache = model(prev[:, None], pos, cache)
         tok, logp = _choose(logits[:, 0], jax.random.fold_in(key, t), cfg)

@@ -12,7 +12,7 @@ Held-out split: all operand pairs are enumerated and shuffled with ``split_seed`
 ``n_eval`` form the fixed evaluation set, the rest the training pool, so training prompts and
 supervised examples never contain an evaluation pair.
 
-Flawed teacher (addition only; shared/CALIBRATION.md): in ``sft_batch`` a fraction
+Flawed teacher (addition only): in ``sft_batch`` a fraction
 ``teacher_flaw_rate`` of the labels drop every carry (digit-wise sum mod 10, "37+45" → "72"),
 so supervised training plateaus (~0.45 accuracy) and reinforcement learning on the exact reward
 has something to add.

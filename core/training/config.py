@@ -7,7 +7,7 @@ tie them together (:class:`TrainerConfig`). Every field has a one-line doc; ``__
 rejects bad values with a ``ValueError`` naming the field. The Hydra schema
 (``experiments/config.py``) is generated from these classes, so the defaults live here only.
 
-Defaults follow ``CALIBRATION.md`` (measured on a 2-core CPU): a 600-step SFT warm start with a
+Defaults were calibrated on a 2-core CPU: a 600-step SFT warm start with a
 flawed teacher, then 600 GRPO steps of 32 prompts x 8 completions.
 """
 

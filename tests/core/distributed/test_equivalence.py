@@ -1,4 +1,4 @@
-"""Sharded == single device, on 8 simulated CPU devices (issue 5).
+"""Sharded == single device, on 8 simulated CPU devices.
 
 For the meshes 8x1x1, 2x4x1, 2x2x2 and 1x1x8 (data x fsdp x tensor) the GRPO loss, its
 gradients, the parameters after one AdamW step and after a short 3-step run, and one sampled

@@ -158,7 +158,7 @@ def test_params_and_adam_state_carry_the_planned_shardings(tiny_params, mesh_nam
 
 
 def test_plain_jit_init_would_not_shard_adam_state(tiny_params):
-    """The pitfall ``init_opt_state`` exists for (shared/JAX_NOTES.md)."""
+    """The pitfall ``init_opt_state`` exists for (jax 0.10: jit of optimizer.init returns unsharded state)."""
     mesh = make_mesh(MeshConfig(fsdp=8))
     tx = optax.adam(1e-3)
     plan = plan_shardings(mesh, tiny_params, tx)

@@ -57,7 +57,7 @@ def test_odd_head_dim_rejected():
 def test_param_counts(policy):
     cfg, (_, params) = policy
     assert param_count(params) == cfg.num_params()
-    # CALIBRATION.md: the d=128 / 2-layer / 4-head / ff-512 model with ~18-20 tokens ≈ 0.53M.
+    # The calibrated CPU default: the d=128 / 2-layer / 4-head / ff-512 model with ~18-20 tokens ≈ 0.53M.
     assert 0.52e6 < preset_config("small", V).num_params() < 0.54e6
     assert 95e6 < preset_config("base100m", V).num_params() < 105e6
 

@@ -1,8 +1,10 @@
-"""Copy the golden entries the objective tests use from ``shared/golden`` into this folder.
+"""Copy the golden entries the objective tests use from a directory of golden outputs into this
+folder.
 
-Run from the repository root: ``python tests/core/objectives/golden/extract.py ../shared/golden``.
-The source files (tunix 0.1.7 and TRL 1.16.0 outputs on fixed inputs) are described in
-``shared/golden/README.md``; only the entries used by the tests are kept, unchanged.
+Run from the repository root: ``python tests/core/objectives/golden/extract.py <golden dir>``.
+The source files (tunix 0.1.7 and TRL 1.16.0 outputs on fixed inputs, with a README mapping
+their names to formulas) were computed outside this repository; only the entries used by the
+tests are kept, unchanged.
 """
 
 import json
