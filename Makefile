@@ -48,7 +48,7 @@ clean-venv:
 # The default policy-cliff sweep (6 Hydra jobs; seeds x eps vmapped inside each job), then
 # the report (its path is printed at the end).
 sweep: $(STAMP)
-	$(BIN)/python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1 $(ARGS)
+	$(BIN)/python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo trainer.rl.entropy_coef=0,0.1 $(ARGS)
 
 # Benchmarks against PyTorch / transformers (pinned in requirements.lock with everything else).
 bench: $(STAMP)

@@ -14,15 +14,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
+import jax
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from cliffjax.experiments.cliff_core import PERTURBATIONS
+from cliffjax.analysis import PERTURBATIONS
 from cliffjax.experiments.config import (
     ConfigError,
     ExperimentConfig,
     build_config,
     experiment_schema,
+    make_task,
     register_configs,
     schema_of,
     to_dataclass,
@@ -44,9 +46,9 @@ class CliffConfig:
         correct answer per prompt) or "reweight" (direction over the reward components).
       reweight: for "reweight", one weight per reward component in sorted name order.
       perturbation_seed: seed of the random draws of δ (bonus table, chosen tied answer).
-      entropy_coef: c_H, weight of the token-entropy bonus subtracted from the loss.
-      kl_beta: β of the KL to the warm-start policy; null keeps the objective's own ``beta``
-        (objectives without one get no KL term unless this is set).
+      kl_beta: β of the KL to the warm-start policy, set as the KL coefficient of every
+        objective the job trains (replay objectives included); null keeps each objective's
+        own. The entropy bonus is ``trainer.rl.entropy_coef``.
       n_train_prompts: size of the fixed training prompt set (0 = every distinct training
         prompt the task enumerates, or 32 when it cannot).
       n_eval_prompts: held-out prompts used for distances (0 = the task's whole eval set).
@@ -64,7 +66,6 @@ class CliffConfig:
     perturbation: str = "ties"
     reweight: tuple[float, ...] = ()
     perturbation_seed: int = 0
-    entropy_coef: float = 0.0
     kl_beta: float | None = None
     n_train_prompts: int = 0
     n_eval_prompts: int = 0
@@ -97,7 +98,6 @@ class CliffConfig:
             "empty unless perturbation=reweight",
             self.reweight,
         )
-        check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
         check(self.kl_beta is None or self.kl_beta >= 0, "kl_beta", "null or >= 0", self.kl_beta)
         check(self.n_train_prompts >= 0, "n_train_prompts", ">= 0", self.n_train_prompts)
         check(self.n_eval_prompts >= 0, "n_eval_prompts", ">= 0", self.n_eval_prompts)
@@ -163,9 +163,13 @@ def build_cliff_config(cfg: DictConfig | dict[str, Any]) -> CliffJobConfig:
             "preference objective"
         )
     rl = exp.trainer.rl
-    if rl.dynamic_sampling or rl.overlong_buffer or rl.micro_batches != 1:
+    task = make_task(exp.task)
+    n_set = int(task.train_prompt_set(jax.random.key(0), sweep.n_train_prompts)[0].shape[0])
+    n_step = rl.prompts_per_step * (rl.oversample if rl.dynamic_sampling else 1)
+    if n_step > n_set:
         raise ConfigError(
-            "trainer.rl: the policy-cliff job does not implement dynamic_sampling, "
-            "overlong_buffer or micro_batches > 1 (keep the defaults)"
+            "trainer.rl.prompts_per_step: the job samples "
+            f"{n_step} distinct prompts per step (x oversample with dynamic sampling) from a "
+            f"fixed set of {n_set} (sweep.n_train_prompts); lower it or enlarge the set"
         )
     return CliffJobConfig(exp, sweep)

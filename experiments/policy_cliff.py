@@ -1,83 +1,88 @@
 """Policy-cliff sweep job: how far does the trained policy move when the reward moves by ε·δ?
 
     python -m cliffjax.experiments.policy_cliff                                  # one job (conf/policy_cliff.yaml)
-    python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo sweep.entropy_coef=0,0.1
+    python -m cliffjax.experiments.policy_cliff -m algo=grpo,dr_grpo,mhpo trainer.rl.entropy_coef=0,0.1
     python -m cliffjax.experiments.policy_cliff sweep.mode=replay                # rollout replay
     python -m cliffjax.experiments.report multirun/policy_cliff/<date>/<time>    # gather a multirun
 
 One job = one objective, task, model and regularization setting. It
 
-1. warm-starts a policy with supervised training on the task (one ``lax.scan``, seed ``seed``);
-2. builds a fixed training prompt set, the answer set ``A_L`` and the perturbation δ
-   (``cliffjax.experiments.cliff_core``);
+1. warm-starts a policy with supervised training on the task (the in-graph SFT driver
+   ``cliffjax.training.sft.make_sft_train``, seed ``seed``);
+2. builds a fixed training prompt set (``cliffjax.tasks.FixedPrompts``), the answer set
+   ``A_L`` and the perturbation δ (``cliffjax.analysis``);
 3. trains ``n_seeds × len(eps)`` RL runs from that same initialization in **one compiled,
-   vmapped program** (purejaxrl-style); runs of one seed share all PRNG keys, so only ε
-   differs between them;
+   vmapped program**: the in-graph driver ``cliffjax.training.rl.make_rl_train`` of the one
+   RL step the main job also runs, with the shift ``r + ε·δ`` as a traced argument; runs of
+   one seed share all PRNG keys, so only ε differs between them;
 4. measures, for every run against the ε = 0 run of the same seed: exact sequence-level TV and
    KL on held-out prompts (and on the training prompts), the sampled TV/KL estimates, the
    change in exact expected reward, and the sensitivity TV/ε; plus the seed noise floor (mean
    TV between seeds at ε = 0);
-5. writes ``results.jsonl`` (one row per run) and ``summary.json`` (job facts, timings) in its
-   Hydra job directory, for ``cliffjax.experiments.report``.
+5. writes ``results.jsonl`` (one row per run: distances, and ``train_<metric>``, the final
+   training metrics including the objective's aux metrics), ``curves.npz`` (every per-step
+   metric of every run) and ``summary.json`` (job facts, timings) in its Hydra job
+   directory, for ``cliffjax.experiments.report``.
 
 Settings that change shapes or objectives (algo, model, task, steps, entropy/KL coefficients,
 which are compile-time constants here) are separate jobs of a Hydra multirun; see
 docs/sweeps.md.
 
 Replay mode (``sweep.mode=replay``): record the rollouts of one run (seed 0, ε = 0, the job's
-``algo``) into ``rollouts.npz``, or load ``sweep.replay_from``; then train every objective of
+``algo``) into ``rollouts/`` (orbax), or load ``sweep.replay_from``; then train every objective of
 ``sweep.replay_objectives`` on exactly those rollouts at every ε (vmapped over ε) and report
 per-objective rows (perturbation label ``"<kind> (replay)"``) and the cross-objective TV matrix.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import hydra
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from omegaconf import DictConfig
 
+from cliffjax.analysis import (
+    PerturbedReward,
+    RewardShift,
+    answer_candidates,
+    answer_distribution,
+    candidate_rewards,
+    kl_categorical,
+    make_perturbation,
+    sampled_distances,
+    tv_distance,
+)
 from cliffjax.experiments.cliff_config import (
     CliffJobConfig,
     build_cliff_config,
     register_cliff_configs,
 )
-from cliffjax.experiments.cliff_core import (
-    RolloutRecord,
-    TrainSpec,
-    answer_candidates,
-    answer_distribution,
-    kl_categorical,
-    make_cliff_train,
-    make_perturbation,
-    make_replay_train,
-    objective_has_kl,
-    sampled_distances,
-    sampling_config,
-    tv_distance,
-)
 from cliffjax.experiments.config import ConfigError, make_task
 from cliffjax.models.policy import make_policy
 from cliffjax.objectives import get_objective
-from cliffjax.training.config import SFTConfig
-from cliffjax.training.sft import sequence_nll
-from cliffjax.training.state import make_optimizer
+from cliffjax.tasks.base import sampling_config
+from cliffjax.tasks.wrappers import FixedPrompts
+from cliffjax.training.program import RLProgram
+from cliffjax.training.rl import make_rl_train
+from cliffjax.training.rollout import RolloutRecord
+from cliffjax.training.sft import make_sft_train
+from cliffjax.training.trees import restore_tree, save_tree, tree_exists
 
 Array = jax.Array
 PyTree = Any
+
+#: Per-step training metrics averaged over this many final steps into each result row.
+FINAL_WINDOW: Final = 10
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,97 +90,17 @@ PyTree = Any
 # --------------------------------------------------------------------------------------------
 
 
-def warm_start(
-    graphdef: Any, params: PyTree, task: Any, sft: SFTConfig, key: Array
-) -> tuple[PyTree, float]:
-    """Supervised warm start as one compiled ``lax.scan``; returns ``(params, final loss)``.
-
-    Next-token cross-entropy on ``task.sft_batch`` (``cliffjax.training.sft.sequence_nll``) with
-    the optimizer of ``sft``. Every run of the job starts from its result.
-    """
-    if sft.steps == 0:
-        return params, float("nan")
-    tx = make_optimizer(sft.optim, sft.steps)
-
-    def loss_fn(p, tokens, mask):
-        nll, n, _ = sequence_nll(graphdef, p, tokens, mask)
-        return nll / jnp.maximum(n, 1.0)
-
-    @jax.jit
-    def run(params, key):
-        def body(carry, k):
-            p, o = carry
-            tokens, mask = task.sft_batch(k, sft.batch_size)
-            loss, grads = jax.value_and_grad(loss_fn)(p, tokens, mask)
-            updates, o = tx.update(grads, o, p)
-            return (optax.apply_updates(p, updates), o), loss
-
-        (p, _), losses = jax.lax.scan(
-            body, (params, tx.init(params)), jax.random.split(key, sft.steps)
-        )
-        return p, losses[-1]
-
-    params, loss = run(params, key)
-    return params, float(loss)
-
-
-def answer_length(task: Any, requested: int) -> int:
-    """L of the answer set: ``requested`` if > 0, else read from the task's config."""
-    if requested > 0:
-        return requested
-    cfg = getattr(task, "config", None)
-    if hasattr(cfg, "max_digits"):
-        return int(cfg.max_digits)
-    if hasattr(cfg, "n_digits"):
-        return int(cfg.n_digits) + 1  # a sum of two n-digit numbers has up to n + 1 digits
-    raise ConfigError("sweep.max_digits: cannot infer the answer length of this task; set it")
-
-
-def prompt_sets(
-    task: Any, n_train: int, n_eval: int, key: Array
-) -> tuple[Array, dict, Array, dict]:
-    """Fixed training prompts (distinct when the task enumerates them) and held-out prompts."""
-    if hasattr(task, "train_pairs") and hasattr(task, "prompts_for"):
-        pairs = np.asarray(task.train_pairs)
-        if n_train and n_train < len(pairs):
-            pairs = pairs[np.asarray(jax.random.permutation(key, len(pairs))[:n_train])]
-        tp, tm = task.prompts_for(jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]))
-    else:
-        tp, tm = task.train_prompts(key, n_train or 32)
-    ep, em = task.eval_set()
-    if n_eval and n_eval < ep.shape[0]:
-        ep, em = ep[:n_eval], jax.tree.map(lambda x: x[:n_eval], em)
-    return tp, dict(tm), ep, dict(em)
-
-
-def candidate_rewards(
-    task: Any, prompts: Array, meta: dict, cand: Array, cmask: Array
-) -> tuple[Array, dict]:
-    """Task rewards ``[n, A]`` of every answer for every prompt, and the component names."""
-    n, a = prompts.shape[0], cand.shape[0]
-
-    @jax.jit  # one compile instead of one per eager op
-    def rewards(meta, cand, cmask):
-        rep = jax.tree.map(lambda x: jnp.repeat(x, a, axis=0), meta)
-        r, comps = task.reward(jnp.tile(cand, (n, 1)), jnp.tile(cmask, (n, 1)), rep)
-        return r.reshape(n, a).astype(jnp.float32), {k: v.reshape(n, a) for k, v in comps.items()}
-
-    return rewards(meta, cand, cmask)
-
-
 def objective_config(name: str, base: Any, kl_beta: float | None) -> tuple[Any, float]:
     """The objective config with the sweep's KL coefficient; returns ``(cfg, effective β)``.
 
-    With ``kl_beta=None`` the objective keeps its own ``beta`` (0 if it has none). Otherwise
-    ``beta`` is set to ``kl_beta`` when the objective has that field; else the job adds its own
-    k3 KL-to-init term with that coefficient (``cliffjax.experiments.cliff_core.make_update_fn``).
+    With ``kl_beta=None`` the objective keeps its own coefficient (``spec.kl_field``);
+    otherwise that field is set to ``kl_beta``. The reference is the warm-start policy.
     """
-    cfg = base if base is not None else get_objective(name).default_config
-    if kl_beta is None:
-        return cfg, float(getattr(cfg, "beta", 0.0) or 0.0)
-    if objective_has_kl(cfg):
-        cfg = dataclasses.replace(cfg, beta=float(kl_beta))
-    return cfg, float(kl_beta)
+    spec = get_objective(name)
+    cfg = base if base is not None else spec.default_config
+    if kl_beta is not None:
+        cfg = spec.with_kl_coef(cfg, kl_beta)
+    return cfg, spec.kl_coef(cfg)
 
 
 def _job_dir() -> Path:
@@ -195,23 +120,6 @@ def _warm_start_dir() -> Path | None:
     return Path(hc.sweep.dir) / "warm_start" if hc.mode == RunMode.MULTIRUN else None
 
 
-def save_params(path: Path, params: PyTree, loss: float) -> None:
-    """Write the leaves of ``params`` to ``path`` atomically (parallel jobs may race)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    leaves = {f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))}
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, loss=np.float64(loss), **leaves)
-    os.replace(tmp, path)
-
-
-def load_params(path: Path, like: PyTree) -> tuple[PyTree, float]:
-    """Inverse of :func:`save_params`; ``like`` gives the tree structure and dtypes."""
-    leaves, treedef = jax.tree.flatten(like)
-    with np.load(path) as z:
-        new = [jnp.asarray(z[f"p{i}"], dtype=x.dtype) for i, x in enumerate(leaves)]
-        return jax.tree.unflatten(treedef, new), float(z["loss"])
-
-
 def _overrides() -> str:
     from hydra.core.hydra_config import HydraConfig
 
@@ -224,16 +132,17 @@ def _overrides() -> str:
 class Setup:
     """Everything a job computes before training (shared by sweep and replay modes).
 
-    ``warm_start_dir``: where the jobs of a multirun share their warm-start parameters (keyed
-    by a hash of seed, model, task and SFT settings); ``None`` = always train it.
+    ``warm_start_dir``: where the jobs of a multirun share their warm-start parameters (an
+    orbax tree keyed by a hash of seed, model, task and SFT settings); ``None`` = always
+    train it.
     """
 
     def __init__(self, job: CliffJobConfig, warm_start_dir: str | Path | None = None) -> None:
         exp, sw = job.experiment, job.sweep
         self.job = job
         self._programs: dict[Any, Any] = {}  # compiled programs, reused across calls
-        self.task = make_task(exp.task)
-        tok = self.task.tokenizer
+        base = make_task(exp.task)
+        tok = base.tokenizer
         k_model, k_sft, k_prompts, k_pert, self.k_runs, self.k_eval = jax.random.split(
             jax.random.key(exp.seed), 6
         )
@@ -242,27 +151,35 @@ class Setup:
         cache = None
         if warm_start_dir is not None:
             ident = repr((exp.seed, exp.model, exp.task, exp.trainer.sft))
-            cache = Path(warm_start_dir) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.npz"
-        self.warm_start_cached = cache is not None and cache.exists()
+            cache = Path(warm_start_dir) / hashlib.sha256(ident.encode()).hexdigest()[:16]
+        self.warm_start_cached = cache is not None and tree_exists(cache)
+        like = {"params": params, "loss": jnp.zeros((), jnp.float32)}
         if self.warm_start_cached:
-            self.init_params, self.sft_loss = load_params(cache, params)
+            saved = restore_tree(cache, like)
         else:
-            self.init_params, self.sft_loss = warm_start(
-                self.graphdef, params, self.task, exp.trainer.sft, k_sft
-            )
+            sft = exp.trainer.sft
+            train_sft = jax.jit(make_sft_train(self.graphdef, base, sft))
+            warm, metrics = train_sft(params, k_sft)
+            loss = metrics["loss"][-1] if sft.steps else jnp.float32(jnp.nan)
+            saved = {"params": warm, "loss": jnp.asarray(loss, jnp.float32)}
             if cache is not None:
-                save_params(cache, self.init_params, self.sft_loss)
+                save_tree(cache, saved)
+        self.init_params, self.sft_loss = saved["params"], float(saved["loss"])
         jax.block_until_ready(self.init_params)
         self.sft_s = time.perf_counter() - t0
-        self.max_digits = answer_length(self.task, sw.max_digits)
-        self.tp, self.tm, self.ep, self.em = prompt_sets(
-            self.task, sw.n_train_prompts, sw.n_eval_prompts, k_prompts
-        )
+        self.max_digits = sw.max_digits or base.answer_digits
+        self.tp, self.tm = base.train_prompt_set(k_prompts, sw.n_train_prompts)
+        self.tm = dict(self.tm)
+        self.task = FixedPrompts(base, self.tp, self.tm)
+        self.ep, self.em = base.eval_set()
+        if sw.n_eval_prompts and sw.n_eval_prompts < self.ep.shape[0]:
+            n = sw.n_eval_prompts
+            self.ep, self.em = self.ep[:n], jax.tree.map(lambda x: x[:n], dict(self.em))
         self.cand, self.cmask = answer_candidates(
-            self.max_digits, self.task.max_new_tokens, tok.digit0_id, tok.eos_id, tok.pad_id
+            self.max_digits, base.max_new_tokens, tok.digit0_id, tok.eos_id, tok.pad_id
         )
-        self.r_train, comps = candidate_rewards(self.task, self.tp, self.tm, self.cand, self.cmask)
-        self.r_eval, _ = candidate_rewards(self.task, self.ep, self.em, self.cand, self.cmask)
+        self.r_train, comps = candidate_rewards(base, self.tp, self.tm, self.cand, self.cmask)
+        self.r_eval, _ = candidate_rewards(base, self.ep, self.em, self.cand, self.cmask)
         self.components = tuple(sorted(comps))
         self.pert = make_perturbation(
             sw.perturbation, k_pert, self.r_train, self.components, tuple(sw.reweight)
@@ -272,43 +189,45 @@ class Setup:
         if self.pert.weights.shape[0]:
             delta = delta + sum(w * comps[n] for w, n in zip(self.pert.weights, self.components))
         self.delta_train = delta
-        self.sampling = sampling_config(
-            self.task, dataclasses.replace(exp.trainer.rl, temperature=1.0, top_k=0, top_p=1.0)
-        )
+        self.transform = PerturbedReward(self.max_digits, tok.digit0_id, tok.eos_id)
+        # Distances are measured on the policy itself: temperature 1, no filtering.
+        self.sampling = sampling_config(base)
 
-    def train_spec(self, name: str, base_cfg: Any) -> tuple[TrainSpec, float]:
-        sw = self.job.sweep
-        obj_cfg, beta = objective_config(name, base_cfg, sw.kl_beta)
-        spec = get_objective(name)
-        kl_own = sw.kl_beta if (sw.kl_beta is not None and not objective_has_kl(obj_cfg)) else 0.0
-        ts = TrainSpec(
+    def program(self, name: str, base_cfg: Any) -> tuple[RLProgram, float]:
+        """The RL program of objective ``name`` in this job, and its effective KL β."""
+        obj_cfg, beta = objective_config(name, base_cfg, self.job.sweep.kl_beta)
+        program = RLProgram(
             self.graphdef,
             self.task,
-            spec,
+            get_objective(name),
             obj_cfg,
             self.job.experiment.trainer.rl,
-            sw.entropy_coef,
-            float(kl_own or 0.0),
-            self.max_digits,
+            self.transform,
         )
-        return ts, beta
+        return program, beta
 
-    def sweep_program(self, ts: TrainSpec, n_runs: int) -> Callable:
-        """The compiled ``vmap(train)`` over ``n_runs`` (key, ε) pairs (cached per setting).
+    def shift(self, eps: Array) -> RewardShift:
+        """``r' = r + ε·δ`` with this job's δ."""
+        return RewardShift(jnp.asarray(eps, jnp.float32), self.pert)
 
-        Call it as ``program(init_params, keys[n_runs], eps[n_runs], perturbation)``. The
-        entropy coefficient is passed as data, so programs differing only in it are one
-        program for JAX's compilation cache.
+    def sweep_program(self, program: RLProgram, n_runs: int) -> Callable:
+        """The compiled ``vmap(train)`` over ``n_runs`` (key, ε) pairs (cached per program).
+
+        Call it as ``run(init_params, keys[n_runs], eps[n_runs]) -> (params, metrics)``, both
+        with a leading run axis.
         """
-        if (ts, n_runs) not in self._programs:
-            train = make_cliff_train(ts, self.tp, self.tm)
-            batched = jax.jit(jax.vmap(train, in_axes=(None, 0, 0, None, None)))
+        if (program, n_runs) not in self._programs:
+            train = make_rl_train(program)
+
+            def one(params, key, eps):
+                final, metrics, _ = train(params, key, None, self.shift(eps))
+                return final, metrics
+
+            batched = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
             keys = jnp.repeat(self.k_runs[None], n_runs, axis=0)
             eps = jnp.zeros((n_runs,), jnp.float32)
-            c_h = jnp.float32(ts.entropy_coef)
-            compiled = batched.lower(self.init_params, keys, eps, self.pert, c_h).compile()
-            self._programs[(ts, n_runs)] = lambda p, k, e, d: compiled(p, k, e, d, c_h)
-        return self._programs[(ts, n_runs)]
+            self._programs[(program, n_runs)] = batched.lower(self.init_params, keys, eps).compile()
+        return self._programs[(program, n_runs)]
 
     def distributions(self, params: PyTree) -> tuple[Array, Array]:
         """Exact answer distributions of a stack of ``R`` policies, on the held-out and on the
@@ -390,9 +309,30 @@ def _row(common: dict, m: dict, r: int, eps: float, seed: int) -> dict:
     return row
 
 
+def training_columns(curves: dict[str, np.ndarray], r: int) -> dict[str, float]:
+    """``train_<metric>``: the mean over the last :data:`FINAL_WINDOW` steps of run ``r`` of
+    every per-step training metric (rewards, entropy, loss, and the objective's aux metrics:
+    clip fractions, ratio extremes, MHPO weights and hazard, DISPO regime fractions, ...)."""
+    return {
+        f"train_{k}": float(np.asarray(v)[r, -FINAL_WINDOW:].mean())
+        for k, v in sorted(curves.items())
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Modes
 # --------------------------------------------------------------------------------------------
+
+
+def _common(setup: Setup, name: str, beta: float, label: str) -> dict[str, Any]:
+    exp = setup.job.experiment
+    return {
+        "objective": name,
+        "task": exp.task.name,
+        "entropy_coef": exp.trainer.rl.entropy_coef,
+        "kl_beta": beta,
+        "perturbation": label,
+    }
 
 
 def run_sweep(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -> dict[str, Any]:
@@ -400,7 +340,7 @@ def run_sweep(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) ->
     t_start = time.perf_counter()
     setup = setup or Setup(job, _warm_start_dir())
     exp, sw = job.experiment, job.sweep
-    ts, beta = setup.train_spec(exp.algo.name, exp.algo.config)
+    program, beta = setup.program(exp.algo.name, exp.algo.config)
     eps = list(sw.eps)
     n_e, n_s = len(eps), sw.n_seeds
     keys = jnp.repeat(seed_keys(setup, n_s), n_e, axis=0)  # run r = s * n_e + e
@@ -409,29 +349,22 @@ def run_sweep(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) ->
     base_of = np.asarray([(r // n_e) * n_e + e0 for r in range(n_s * n_e)])
 
     t0 = time.perf_counter()
-    compiled = setup.sweep_program(ts, n_s * n_e)
+    compiled = setup.sweep_program(program, n_s * n_e)
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    params, curves = compiled(setup.init_params, keys, eps_arr, setup.pert)
+    params, curves = compiled(setup.init_params, keys, eps_arr)
     jax.block_until_ready(params)
     train_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     m = measure(setup, params, base_of, setup.k_eval)
     eval_s = time.perf_counter() - t0
-    common = {
-        "objective": exp.algo.name,
-        "task": exp.task.name,
-        "entropy_coef": sw.entropy_coef,
-        "kl_beta": beta,
-        "perturbation": sw.perturbation,
-    }
-    rows = []
+    common = _common(setup, exp.algo.name, beta, sw.perturbation)
     curves = {k: np.asarray(v) for k, v in curves.items()}
+    rows = []
     for r in range(n_s * n_e):
         row = _row(common, m, r, eps[r % n_e], r // n_e)
-        row["final_train_reward"] = float(curves["reward"][r, -10:].mean())
-        row["final_entropy"] = float(curves["entropy"][r, -10:].mean())
+        row.update(training_columns(curves, r))
         rows.append(row)
     base_runs = [s * n_e + e0 for s in range(n_s)]
     summary = {
@@ -460,55 +393,59 @@ def run_sweep(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) ->
     return {"rows": rows, "summary": summary, "params": params}
 
 
+def record_rollouts(setup: Setup, program: RLProgram) -> RolloutRecord:
+    """The rollouts of the recording run (seed 0, ε = 0), stacked ``[steps, B, ...]``."""
+    train = make_rl_train(program, record=True)
+
+    @jax.jit
+    def record(params, key):
+        return train(params, key, None, setup.shift(0.0))[2]
+
+    return record(setup.init_params, seed_keys(setup, setup.job.sweep.n_seeds)[0])
+
+
 def run_replay(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -> dict[str, Any]:
     """Replay mode: identical rollouts, several objectives, every ε (vmapped over ε)."""
     t_start = time.perf_counter()
     setup = setup or Setup(job, _warm_start_dir())
     exp, sw = job.experiment, job.sweep
+    recording, _ = setup.program(exp.algo.name, exp.algo.config)
     t0 = time.perf_counter()
     if sw.replay_from:
-        rollouts, tp = load_rollouts(sw.replay_from)
+        rollouts, tp = load_rollouts(sw.replay_from, setup, recording)
         if tp.shape != setup.tp.shape or not np.array_equal(np.asarray(tp), np.asarray(setup.tp)):
             raise ConfigError(
                 "sweep.replay_from: the recorded prompts differ from this job's prompt set"
             )
     else:
-        ts, _ = setup.train_spec(exp.algo.name, exp.algo.config)
-        train = make_cliff_train(ts, setup.tp, setup.tm)
-        record = jax.jit(lambda p, k: train(p, k, 0.0, setup.pert, record=True))
-        _, curves = record(setup.init_params, seed_keys(setup, job.sweep.n_seeds)[0])
-        rollouts = curves["rollouts"]
-        save_rollouts(out_dir / "rollouts.npz", rollouts, setup.tp)
+        rollouts = record_rollouts(setup, recording)
+        save_rollouts(out_dir / "rollouts", rollouts, setup.tp)
     record_s = time.perf_counter() - t0
     eps = list(sw.eps)
     e0 = eps.index(0.0)
     eps_arr = jnp.asarray(eps, jnp.float32)
     base_of = np.full(len(eps), e0)
+    key = seed_keys(setup, sw.n_seeds)[0]
     rows, finals, timings, final_params = [], {}, {}, {}
     for name in sw.replay_objectives:
         t0 = time.perf_counter()
         base_cfg = exp.algo.config if name == exp.algo.name else None
-        ts, beta = setup.train_spec(name, base_cfg)
-        if ("replay", ts) not in setup._programs:  # compiled once per objective setting
-            replay = make_replay_train(ts, setup.tp)
-            setup._programs[("replay", ts)] = jax.jit(
-                jax.vmap(replay, in_axes=(None, None, 0, None, None))
-            )
-        batched = setup._programs[("replay", ts)]
-        key = seed_keys(setup, sw.n_seeds)[0]
-        c_h = jnp.float32(sw.entropy_coef)
-        params, curves = batched(setup.init_params, rollouts, eps_arr, key, c_h)
+        program, beta = setup.program(name, base_cfg)
+        if ("replay", program) not in setup._programs:  # compiled once per objective setting
+            train = make_rl_train(program)
+
+            def one(params, rec, eps, train=train):
+                final, metrics, _ = train(params, key, None, setup.shift(eps), rec)
+                return final, metrics
+
+            setup._programs[("replay", program)] = jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+        params, curves = setup._programs[("replay", program)](setup.init_params, rollouts, eps_arr)
         m = measure(setup, params, base_of, setup.k_eval)
-        common = {
-            "objective": name,
-            "task": exp.task.name,
-            "entropy_coef": sw.entropy_coef,
-            "kl_beta": beta,
-            "perturbation": f"{sw.perturbation} (replay)",
-        }
+        common = _common(setup, name, beta, f"{sw.perturbation} (replay)")
+        curves = {k: np.asarray(v) for k, v in curves.items()}
         for r, e in enumerate(eps):
             row = _row(common, m, r, e, 0)
-            row["final_entropy"] = float(np.asarray(curves["entropy"])[r, -10:].mean())
+            row.update(training_columns(curves, r))
             rows.append(row)
         finals[name] = m["_d_eval"][e0]
         final_params[name] = params
@@ -540,16 +477,17 @@ def run_replay(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -
 
 
 def save_rollouts(path: Path, rollouts: RolloutRecord, train_prompts: Array) -> None:
-    """Write recorded rollouts (``[steps, B, ...]`` per field) and the prompt set to ``path``."""
-    arrays = {f: np.asarray(getattr(rollouts, f)) for f in RolloutRecord._fields}
-    np.savez(path, train_prompts=np.asarray(train_prompts), **arrays)
+    """Write recorded rollouts (``[steps, B, ...]`` per field) and the prompt set (orbax)."""
+    save_tree(path, {"rollouts": rollouts._asdict(), "train_prompts": train_prompts})
 
 
-def load_rollouts(path: str | Path) -> tuple[RolloutRecord, Array]:
-    """Inverse of :func:`save_rollouts`."""
-    with np.load(path) as z:
-        rec = RolloutRecord(*(jnp.asarray(z[f]) for f in RolloutRecord._fields))
-        return rec, jnp.asarray(z["train_prompts"])
+def load_rollouts(
+    path: str | Path, setup: Setup, program: RLProgram
+) -> tuple[RolloutRecord, Array]:
+    """Inverse of :func:`save_rollouts` for this job's shapes (those ``program`` records)."""
+    like = jax.eval_shape(lambda: record_rollouts(setup, program))
+    tree = restore_tree(path, {"rollouts": like._asdict(), "train_prompts": setup.tp})
+    return RolloutRecord(**tree["rollouts"]), tree["train_prompts"]
 
 
 def _write(out_dir: Path, rows: list[dict], summary: dict) -> None:

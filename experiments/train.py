@@ -51,7 +51,8 @@ from cliffjax.training.guards import NonFiniteError
 from cliffjax.training.loop import Phase, run_phase
 from cliffjax.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
 from cliffjax.training.preference import make_preference_step_fn, preference_optimizer
-from cliffjax.training.rl import make_rl_step_fn, rl_optimizer
+from cliffjax.training.program import RLProgram
+from cliffjax.training.rl import make_rl_step_fn
 from cliffjax.training.sft import make_sft_step_fn, sft_optimizer
 from cliffjax.training.state import commit_to_device, init_state
 
@@ -179,7 +180,10 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             main_params = params0  # replaced by the restore below
 
         # --- main phase: RL or preference ---------------------------------------------------
-        main_tx = preference_optimizer(main_cfg) if is_pref else rl_optimizer(main_cfg)
+        program = None
+        if not is_pref:
+            program = RLProgram(graphdef, task, spec, exp.algo.config, main_cfg)
+        main_tx = preference_optimizer(main_cfg) if is_pref else program.optimizer()
         main_state = init_state(main_params, main_tx, keys["main_state"], layout=layout)
         if meta.get("phase") == main_name:
             main_state, reference, _ = ckpt.restore(latest, main_state, params0)
@@ -198,11 +202,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             postfix = ("loss", "reward_accuracy", "reward_mean")
         else:
             step_fn = make_rl_step_fn(
-                graphdef,
-                task,
-                spec,
-                exp.algo.config,
-                main_cfg,
+                program,
                 reference,
                 keys["main_data"],
                 kl_every=cfg.kl_every,

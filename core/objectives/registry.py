@@ -33,6 +33,9 @@ class ObjectiveSpec:
       advantage: default advantage estimator name (``AdvantageConfig.estimator``) for policy
         objectives, ``None`` for preference objectives.
       paper: arXiv id and equation of the objective.
+      kl_field: name of the config field holding the coefficient of the objective's own KL
+        term to a reference policy (``"beta"`` for every policy objective), or ``None`` when
+        the objective has no KL term (DPO's ``beta`` is a temperature, not a KL weight).
     """
 
     name: str
@@ -42,6 +45,17 @@ class ObjectiveSpec:
     loss: LossFn
     advantage: str | None
     paper: str
+    kl_field: str | None = None
+
+    def kl_coef(self, cfg: Any) -> float:
+        """The KL coefficient set in ``cfg`` (0.0 for objectives without a KL term)."""
+        return 0.0 if self.kl_field is None else float(getattr(cfg, self.kl_field))
+
+    def with_kl_coef(self, cfg: Any, coef: float) -> Any:
+        """``cfg`` with its KL coefficient replaced (``ValueError`` if it has no KL term)."""
+        if self.kl_field is None:
+            raise ValueError(f"objective {self.name!r} has no KL term to set")
+        return dataclasses.replace(cfg, **{self.kl_field: float(coef)})
 
 
 _REGISTRY: dict[str, ObjectiveSpec] = {}
@@ -55,6 +69,9 @@ def register(spec: ObjectiveSpec) -> ObjectiveSpec:
         raise ValueError(f"kind must be 'policy' or 'preference', got {spec.kind!r}")
     if not isinstance(spec.default_config, spec.config_cls):
         raise ValueError(f"default_config of {spec.name!r} is not a {spec.config_cls.__name__}")
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    if spec.kl_field is not None and spec.kl_field not in fields:
+        raise ValueError(f"kl_field {spec.kl_field!r} of {spec.name!r} is not a config field")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -73,7 +90,8 @@ def list_objectives() -> tuple[str, ...]:
 
 
 def _spec(name, kind, cfg_cls, loss, advantage, paper) -> ObjectiveSpec:
-    return register(ObjectiveSpec(name, kind, cfg_cls, cfg_cls(), loss, advantage, paper))
+    kl_field = "beta" if kind == "policy" else None
+    return register(ObjectiveSpec(name, kind, cfg_cls, cfg_cls(), loss, advantage, paper, kl_field))
 
 
 _spec(

@@ -29,7 +29,9 @@ from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from cliffjax.sampling.sampler import SamplingConfig
 from cliffjax.tasks.tokenizer import CharTokenizer
 
 Array = jax.Array
@@ -44,6 +46,7 @@ class Task(Protocol):
     tokenizer: CharTokenizer
     prompt_len: int
     max_new_tokens: int
+    answer_digits: int  # digits of the longest correct answer (the answer set of analyses)
 
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         """``n`` training prompts ``[n, P]`` (never from the held-out set) and their meta."""
@@ -62,6 +65,33 @@ class Task(Protocol):
     def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
         """Supervised warm-start tokens ``[n, P + N]`` and loss mask ``[n, P + N]``."""
         ...
+
+    def train_prompt_set(self, key: Array, n: int) -> tuple[Array, Meta]:
+        """A fixed set of ``n`` *distinct* training prompts (all of them if ``n`` is 0 or at
+        least their number), for experiments that train on one prompt set."""
+        ...
+
+
+def sampling_config(
+    task: Task,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    group_size: int = 1,
+) -> SamplingConfig:
+    """The one builder of sampler settings for a task: its generation budget, EOS and padding,
+    with the given temperature / filtering and completions per prompt (temperature 0 =
+    greedy, as the evaluators use)."""
+    return SamplingConfig(
+        max_new_tokens=task.max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        eos_id=task.tokenizer.eos_id,
+        pad_id=task.tokenizer.pad_id,
+        group_size=group_size,
+    )
 
 
 # Task methods are jit-compiled with the task itself static (tasks hash by type and config):
@@ -152,6 +182,14 @@ class PairPoolMixin:
     def eval_set(self) -> tuple[Array, Meta]:
         """The fixed held-out set: every held-out pair once, in order."""
         return self.prompts_for(self._eval_pairs[:, 0], self._eval_pairs[:, 1])
+
+    def train_prompt_set(self, key: Array, n: int) -> tuple[Array, Meta]:
+        """``n`` distinct training prompts (a random subset of the pool chosen with ``key``; the
+        whole pool in order if ``n`` is 0 or at least its size)."""
+        pairs = np.asarray(self._train_pairs)
+        if 0 < n < len(pairs):
+            pairs = pairs[np.asarray(jax.random.permutation(key, len(pairs))[:n])]
+        return self.prompts_for(jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]))
 
     @property
     def train_pairs(self) -> Array:

@@ -114,6 +114,8 @@ class RLConfig:
       oversample: prompt over-sampling factor when ``dynamic_sampling`` is on.
       overlong_buffer: soft overlong punishment buffer L_cache in tokens (0 = off; DAPO eq. 13).
       overlong_factor: scale of the soft overlong punishment.
+      entropy_coef: c_H, weight of the mean token entropy bonus subtracted from the loss
+        (``L - c_H · H̄``; 0 = off).
       optim: optimizer of the RL phase.
     """
 
@@ -131,12 +133,14 @@ class RLConfig:
     oversample: int = 2
     overlong_buffer: int = 0
     overlong_factor: float = 1.0
+    entropy_coef: float = 0.0
     optim: OptimConfig = OptimConfig(
         lr=1e-4, warmup_steps=10, schedule="constant", weight_decay=0.0, max_grad_norm=1.0
     )
 
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "steps", ">= 0", self.steps)
+        _check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
         _check(self.prompts_per_step >= 1, "prompts_per_step", ">= 1", self.prompts_per_step)
         _check(self.group_size >= 1, "group_size", ">= 1", self.group_size)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)

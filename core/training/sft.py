@@ -1,7 +1,13 @@
-"""Supervised warm start: one jit'd step of next-token cross-entropy.
+"""Supervised warm start: one step of next-token cross-entropy, and its two drivers.
 
-    step = make_sft_step(graphdef, optim_cfg, total_steps)
+    step = make_sft_step(graphdef, optim_cfg, total_steps)      # jit'd sft_update
     state, metrics = step(state, tokens, loss_mask)
+    fn = make_sft_step_fn(graphdef, task, cfg, data_key)        # driver 1: fn(state, i)
+    train = make_sft_train(graphdef, task, cfg)                 # driver 2: lax.scan, pure
+    params, metrics = train(params, data_key)
+
+Both drivers train step ``i`` on ``task.sft_batch(fold_in(data_key, i), batch_size)`` with
+the same update, so they give the same parameters.
 
 Loss ``L = -(1/|M|) sum_{(b,i) in M} log pi(x_{b,i} | x_{b,<i})`` over the task's loss mask
 ``M`` (the answer tokens). The teacher data and its flaws come from the task
@@ -49,8 +55,7 @@ def sequence_nll(
     return -jnp.sum(picked * mask), jnp.sum(mask), jnp.sum(correct * mask)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "optim", "total_steps"), donate_argnums=0)
-def _sft_step(
+def sft_update(
     state: TrainState,
     tokens: Array,
     loss_mask: Array,
@@ -71,6 +76,11 @@ def _sft_step(
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, "token_acc": acc, "grad_norm": optax.tree.norm(grads)}
     return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
+
+
+_sft_step = jax.jit(
+    sft_update, static_argnames=("graphdef", "optim", "total_steps"), donate_argnums=0
+)
 
 
 def make_sft_step(
@@ -119,6 +129,35 @@ def make_sft_step_fn(
         return state, to_host(metrics)
 
     return fn
+
+
+def make_sft_train(
+    graphdef: Any, task: Any, cfg: SFTConfig
+) -> Callable[[Any, Array], tuple[Any, dict[str, Array]]]:
+    """Driver 2: ``train(params, data_key) -> (params, metrics [steps])``, one ``lax.scan``.
+
+    The same steps as :func:`make_sft_step_fn` (same data keys, same update), as one pure
+    function: jit it, or call it inside a larger program. With ``cfg.steps == 0`` the
+    parameters come back unchanged and the metrics are empty.
+    """
+    total = max(cfg.steps, 1)
+    tx = sft_optimizer(cfg)
+
+    def train(params: Any, data_key: Array):
+        if cfg.steps == 0:
+            return params, {}
+        state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), data_key)
+
+        def body(state, i):
+            tokens, loss_mask = task.sft_batch(jax.random.fold_in(data_key, i), cfg.batch_size)
+            return sft_update(
+                state, tokens, loss_mask, graphdef=graphdef, optim=cfg.optim, total_steps=total
+            )
+
+        state, metrics = jax.lax.scan(body, state, jnp.arange(cfg.steps, dtype=jnp.int32))
+        return state.params, metrics
+
+    return train
 
 
 def sft_optimizer(cfg: SFTConfig) -> optax.GradientTransformation:

@@ -18,11 +18,11 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from cliffjax.experiments import cliff_core as cc
 from cliffjax.experiments import policy_cliff as pc
 from cliffjax.experiments.cliff_config import build_cliff_config, register_cliff_configs
 from cliffjax.experiments.config import ConfigError
 from cliffjax.objectives import get_objective, list_objectives
+from cliffjax.training.rl import make_rl_train
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 # A job small enough to compile and run in seconds: 1-layer d=16 model, 3 RL steps.
@@ -44,7 +44,7 @@ TINY = [
     "model.d_ff=32",
     # A 30-step warm start teaches the format, not the task, so the task reward is nearly
     # flat: the entropy bonus and a random δ on every answer give every run a gradient.
-    "sweep.entropy_coef=0.01",
+    "trainer.rl.entropy_coef=0.01",
     "sweep.perturbation=random",
     "trainer.rl.optim.warmup_steps=0",
 ]
@@ -121,61 +121,16 @@ def test_bad_key_or_type_fails_at_composition(override, exc, needle):
     [
         ("sweep.eps=[0.1,0.2]", "sweep.eps must be a list containing 0.0"),
         ("sweep.perturbation=bump", "sweep.perturbation must be one of"),
-        ("sweep.entropy_coef=-1", "sweep.entropy_coef must be >= 0"),
+        ("trainer.rl.entropy_coef=-1", "trainer.rl.entropy_coef must be >= 0"),
         ("sweep.replay_objectives=[grpo,nope]", "sweep.replay_objectives must be registered"),
         ("algo=rpo", "algo.name: the policy-cliff job trains policy objectives"),
-        ("trainer.rl.dynamic_sampling=true", "trainer.rl: the policy-cliff job does not"),
+        ("trainer.rl.prompts_per_step=500", "trainer.rl.prompts_per_step: the job samples"),
     ],
 )
 def test_bad_value_fails_with_field_name(override, needle):
     with pytest.raises(ConfigError, match=None) as info:
         build_cliff_config(_compose([override]))
     assert needle in str(info.value)
-
-
-# ------------------------------------------------------------------------------------------
-# Pure pieces
-
-
-def test_answer_index_inverts_candidates():
-    tok_digit0, eos, pad = 2, 1, 0
-    cand, mask = cc.answer_candidates(2, 4, tok_digit0, eos, pad)
-    assert cand.shape == (110, 4) and int(mask.sum()) == 10 * 2 + 100 * 3
-    idx = cc.answer_index(cand, 2, tok_digit0, eos)
-    np.testing.assert_array_equal(np.asarray(idx), np.arange(110))
-    bad = jnp.asarray(
-        [
-            [eos, pad, pad, pad],  # empty answer
-            [2, 3, 4, eos],  # three digits > L
-            [2, 3, 4, 5],  # no EOS
-            [2, 14, eos, pad],  # a non-digit
-        ]
-    )
-    np.testing.assert_array_equal(np.asarray(cc.answer_index(bad, 2, tok_digit0, eos)), [-1] * 4)
-
-
-def test_tie_perturbation_marks_one_optimum_per_prompt():
-    rewards = jnp.asarray([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
-    pert = cc.make_perturbation("ties", jax.random.key(0), rewards, ("correct",))
-    table = np.asarray(pert.table)
-    assert table.sum(1).tolist() == [1.0, 1.0]
-    assert table[0, 1] == 0 and table[1, 1] == 1  # the bonus sits on a maximiser
-    rnd = cc.make_perturbation("random", jax.random.key(0), rewards, ("correct",))
-    assert np.all(np.abs(np.asarray(rnd.table)) <= 1) and np.allclose(rnd.table[0], rnd.table[1])
-    with pytest.raises(ValueError, match="one weight per reward component"):
-        cc.make_perturbation("reweight", jax.random.key(0), rewards, ("a", "b"), (1.0,))
-    rw = cc.make_perturbation("reweight", jax.random.key(0), rewards, ("a", "b"), (1.0, -1.0))
-    comps = {"b": jnp.asarray([1.0, 0.0]), "a": jnp.asarray([1.0, 1.0])}
-    d = cc.perturbation_value(rw, jnp.asarray([0, 1]), jnp.asarray([-1, 2]), comps)
-    np.testing.assert_allclose(np.asarray(d), [0.0, 1.0])  # sorted names: a - b
-
-
-def test_tv_and_kl_helpers():
-    p = jnp.asarray([0.5, 0.5, 0.0])
-    q = jnp.asarray([0.25, 0.25, 0.5])
-    assert float(cc.tv_distance(p, q)) == pytest.approx(0.5)
-    assert float(cc.kl_categorical(p, q)) == pytest.approx(np.log(2.0))
-    assert float(cc.kl_categorical(p, p)) == pytest.approx(0.0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -187,10 +142,10 @@ def tiny(tmp_path_factory):
     job = build_cliff_config(_compose(TINY))
     assert job.sweep.n_seeds * len(job.sweep.eps) == 4
     setup = pc.Setup(job)
-    ts, _ = setup.train_spec(job.experiment.algo.name, job.experiment.algo.config)
+    program, _ = setup.program(job.experiment.algo.name, job.experiment.algo.config)
     out_dir = tmp_path_factory.mktemp("sweep")
     out = pc.run_sweep(job, out_dir, setup)
-    return job, setup, ts, out, out_dir
+    return job, setup, program, out, out_dir
 
 
 def test_run_sweep_writes_rows_and_summary(tiny):
@@ -204,19 +159,25 @@ def test_run_sweep_writes_rows_and_summary(tiny):
         assert 0.0 <= r["tv_exact"] <= 1.0 and r["kl_exact"] >= -1e-6
         if r["eps"] > 0:
             assert r["tv_exact"] > 0 and r["sens_tv"] == pytest.approx(r["tv_exact"] / r["eps"])
+    # every run records its final training metrics, the objective's aux metrics included
+    for r in rows:
+        for k in ("train_entropy", "train_clip_frac_low", "train_clip_frac_high"):
+            assert k in r and np.isfinite(r[k]), k
+        assert r["train_ratio_min"] <= 1.0 + 1e-6 <= r["train_ratio_max"] + 2e-6
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["n_runs"] == 4 and summary["noise_floor_tv"] > 0
     assert (out_dir / "results.jsonl").read_text().count("\n") == len(rows)
 
 
 def test_vmapped_runs_equal_runs_one_by_one(tiny):
-    job, setup, ts, out, _ = tiny
+    job, setup, program, out, _ = tiny
     keys = jnp.repeat(pc.seed_keys(setup, job.sweep.n_seeds), 2, axis=0)
     eps = jnp.tile(jnp.asarray(job.sweep.eps, jnp.float32), job.sweep.n_seeds)
     params_v = out["params"]  # all 2 seeds x 2 eps from the job's one vmapped program
-    single = jax.jit(cc.make_cliff_train(ts, setup.tp, setup.tm))
+    train = make_rl_train(program)
+    single = jax.jit(lambda p, k, e: train(p, k, None, setup.shift(e))[0])
     for r in range(4):
-        params_1, _ = single(setup.init_params, keys[r], eps[r], setup.pert)
+        params_1 = single(setup.init_params, keys[r], eps[r])
         for a, b in zip(jax.tree.leaves(params_1), jax.tree.leaves(params_v)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b[r]), rtol=1e-4, atol=1e-5)
     # Runs differ: training moved the parameters, and differently for different seeds.
@@ -233,13 +194,16 @@ def test_kl_to_warm_start_traces(tiny, algo, kl_beta):
     sweep = dataclasses.replace(job.sweep, kl_beta=kl_beta)
     setup.job = dataclasses.replace(job, sweep=sweep)
     try:
-        ts, beta = setup.train_spec(algo, None)
+        program, beta = setup.program(algo, None)
     finally:
         setup.job = job
-    assert beta == (0.04 if kl_beta is None else kl_beta) and cc.uses_reference(ts)
-    train = cc.make_cliff_train(ts, setup.tp, setup.tm)
-    params, _ = jax.eval_shape(train, setup.init_params, setup.k_runs, 0.1, setup.pert)
+    assert beta == (0.04 if kl_beta is None else kl_beta) and program.needs_reference
+    train = make_rl_train(program)
+    params, metrics, _ = jax.eval_shape(
+        lambda p, k: train(p, k, None, setup.shift(0.1)), setup.init_params, setup.k_runs
+    )
     assert jax.tree.structure(params) == jax.tree.structure(setup.init_params)
+    assert "kl_ref" in metrics and "kl_mean" in metrics
 
 
 def test_sampled_tv_tracks_exact_tv(tiny):
@@ -289,15 +253,16 @@ def test_replay_reproduces_the_recorded_run(tiny, tmp_path):
     # mean-centred advantages), so they end at different distances from their ε = 0 runs.
     moved = {r["objective"]: r["tv_train"] for r in rows if r["eps"] > 0}
     assert moved[name] > 0 and moved["dr_grpo"] > 0 and moved[name] != moved["dr_grpo"]
-    rollouts, tp = pc.load_rollouts(tmp_path / "rollouts.npz")
+    program, _ = setup.program(name, job.experiment.algo.config)
+    rollouts, tp = pc.load_rollouts(tmp_path / "rollouts", setup, program)
     np.testing.assert_array_equal(np.asarray(tp), np.asarray(setup.tp))
     assert rollouts.completions.shape[0] == job.experiment.trainer.rl.steps
-    # Replaying the saved file (replay_from) gives the same result without recording again.
+    # Replaying the saved rollouts (replay_from) gives the same result without recording again.
     sweep2 = dataclasses.replace(
-        sweep, replay_objectives=(name,), replay_from=str(tmp_path / "rollouts.npz")
+        sweep, replay_objectives=(name,), replay_from=str(tmp_path / "rollouts")
     )
     rep2 = pc.run_replay(dataclasses.replace(job, sweep=sweep2), tmp_path / "b", setup)
-    assert not (tmp_path / "b" / "rollouts.npz").exists()
+    assert not (tmp_path / "b" / "rollouts").exists()
     for a, b in zip(jax.tree.leaves(rep2["params"][name]), jax.tree.leaves(rep["params"][name])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

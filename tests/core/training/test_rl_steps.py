@@ -1,8 +1,7 @@
-"""RL and preference steps on a tiny policy: every objective updates, accumulation is exact,
-dynamic sampling keeps informative groups.
-
-One tiny model (d=32, 1 layer) and 1-digit addition (prompt "3+4=", 3 answer slots) are
-shared by every test; batches are synthetic where a random policy would give all-zero rewards.
+"""The two phases of the RL step and the preference step on a tiny policy: every objective
+updates, micro-batch accumulation is exact (with the entropy bonus too), dynamic sampling keeps
+informative groups. Fixtures (tiny model, 1-digit addition) in conftest.py; batches are
+synthetic where a random policy would give all-zero rewards.
 """
 
 import dataclasses
@@ -14,26 +13,18 @@ import numpy as np
 import optax
 import pytest
 
-from cliffjax.models.policy import make_policy
-from cliffjax.models.transformer import TransformerConfig
-from cliffjax.objectives import AdvantageConfig, PolicyBatch, get_objective, list_objectives
+from cliffjax.objectives import PolicyBatch, get_objective, list_objectives
 from cliffjax.sampling import score
-from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask
 from cliffjax.training.config import OptimConfig, PreferenceConfig, RLConfig
 from cliffjax.training.preference import (
     make_dataset_pairs,
     make_preference_update,
     preference_optimizer,
 )
-from cliffjax.training.rl import (
-    Rollout,
-    make_reference_scorer,
-    make_rollout,
-    make_update,
-    rl_optimizer,
-    rollout_sampling_config,
-)
+from cliffjax.training.program import RLProgram
+from cliffjax.training.rollout import Rollout, make_rollout_phase
 from cliffjax.training.state import init_state
+from cliffjax.training.update import make_update_phase
 
 P, G = 4, 4
 RL = RLConfig(
@@ -47,22 +38,10 @@ POLICY_OBJECTIVES = [n for n in list_objectives() if get_objective(n).kind == "p
 PREFERENCE_OBJECTIVES = [n for n in list_objectives() if get_objective(n).kind == "preference"]
 
 
-@pytest.fixture(scope="module")
-def task():
-    return ArithmeticTask(AdditionConfig(n_digits=1, n_eval=20, teacher_flaw_rate=0.0))
-
-
-@pytest.fixture(scope="module")
-def policy(task):
-    cfg = TransformerConfig(
-        vocab_size=task.tokenizer.vocab_size,
-        max_seq_len=8,
-        d_model=32,
-        n_layers=1,
-        n_heads=2,
-        d_ff=64,
-    )
-    return make_policy(cfg, jax.random.PRNGKey(0))
+def _program(policy, task, name="grpo", rl=RL, **cfg):
+    spec = get_objective(name)
+    obj_cfg = dataclasses.replace(spec.default_config, **cfg)
+    return RLProgram(policy.graphdef, task, spec, obj_cfg, rl)
 
 
 def _copy(tree):
@@ -77,19 +56,20 @@ def _changed(new, old):
 
 @pytest.fixture(scope="module")
 def rollout_batch(task, policy):
-    """A real rollout with synthetic +-1 advantages and 0/1 rewards (a random policy scores 0)."""
-    rollout = make_rollout(
-        policy.graphdef, task, RL, rollout_sampling_config(task, RL), AdvantageConfig()
+    """A real rollout with synthetic +-1 advantages and 0/1 rewards (a random policy scores 0);
+    the reference (= the policy) is scored for the ``kl_ref`` metric and kept in the batch."""
+    program = _program(policy, task)  # GRPO: beta = 0.04, so the reference is scored
+    rollout = make_rollout_phase(program)
+    batch, record, metrics = rollout(
+        policy.params, jax.random.PRNGKey(1), policy.params, None, None
     )
-    batch, metrics = rollout(policy.params, jax.random.PRNGKey(1))
-    batch, kl = make_reference_scorer(policy.graphdef)(policy.params, batch)
     signs = jnp.where(jnp.arange(P * G) % 2 == 0, 1.0, -1.0)
     batch = batch._replace(advantages=signs, rewards=(signs > 0).astype(jnp.float32))
-    return batch, metrics, kl
+    return batch, metrics, record
 
 
 def test_rollout_shapes_and_old_logp(task, policy, rollout_batch):
-    batch, metrics, kl = rollout_batch
+    batch, metrics, record = rollout_batch
     n = task.max_new_tokens
     assert isinstance(batch, Rollout)
     assert batch.prompts.shape == (P * G, task.prompt_len)
@@ -101,7 +81,11 @@ def test_rollout_shapes_and_old_logp(task, policy, rollout_batch):
     m = np.asarray(batch.mask)
     np.testing.assert_allclose(np.asarray(batch.logp_old) * m, np.asarray(rescored) * m, atol=1e-5)
     # reference == policy here, so KL(pi_old || pi_ref) is ~0
-    assert abs(float(kl["kl_ref"])) < 1e-5
+    assert abs(float(metrics["kl_ref"])) < 1e-5
+    np.testing.assert_allclose(np.asarray(batch.logp_ref) * m, np.asarray(rescored) * m, atol=1e-5)
+    # the record holds what was sampled (replayable)
+    np.testing.assert_array_equal(np.asarray(record.completions), np.asarray(batch.completions))
+    np.testing.assert_array_equal(np.asarray(record.delta), 0.0)
     assert 0 <= float(metrics["reward_mean"]) <= 1
 
 
@@ -115,7 +99,7 @@ def _one_step_per_objective(params, batch, *, graphdef, names):
     losses, cotangents, ratio_max, ratio_min = [], [], [], []
     for name in names:
         spec = get_objective(name)
-        with_kl = getattr(spec.default_config, "beta", 0.0) > 0
+        with_kl = spec.kl_coef(spec.default_config) > 0
 
         def loss(lp, spec=spec, with_kl=with_kl):
             pb = PolicyBatch(
@@ -135,7 +119,7 @@ def _one_step_per_objective(params, batch, *, graphdef, names):
         ratio_max.append(aux["ratio_max"])
         ratio_min.append(aux["ratio_min"])
     (grads,) = jax.vmap(vjp)(jnp.stack(cotangents))
-    tx = rl_optimizer(RL)
+    tx = optax.adamw(1e-2)
 
     def adam_step(g):
         updates, _ = tx.update(g, tx.init(params), params)
@@ -172,22 +156,43 @@ def test_every_policy_objective_takes_a_step(policy, rollout_batch):
         assert out["ratio_max"][i] > 1.0 and out["ratio_min"][i] < 1.0, name
 
 
-def test_update_runs_epochs_of_minibatches_and_accumulates_exactly(policy, rollout_batch):
-    """``make_update`` (2 epochs x 2 minibatches) changes the parameters with a finite loss, the
-    later optimizer steps see ratios != 1, and 2 micro-batches give the same parameters."""
-    spec = get_objective("dapo")
+@pytest.mark.parametrize("entropy_coef", [0.0, 0.1])
+def test_update_runs_epochs_of_minibatches_and_accumulates_exactly(
+    task, policy, rollout_batch, entropy_coef
+):
+    """The update phase (2 epochs x 2 minibatches) changes the parameters with a finite loss,
+    the later optimizer steps see ratios != 1, and 2 micro-batches give the same parameters,
+    with and without the entropy bonus."""
     batch = rollout_batch[0]._replace(logp_ref=None)
     out = []
     for micro in (1, 2):
-        rl = dataclasses.replace(RL, micro_batches=micro)
-        state = init_state(_copy(policy.params), rl_optimizer(rl), jax.random.PRNGKey(2))
-        out.append(make_update(policy.graphdef, spec, spec.default_config, rl)(state, batch))
-    (whole, metrics), (chunked, _) = out
+        rl = dataclasses.replace(RL, micro_batches=micro, entropy_coef=entropy_coef)
+        program = _program(policy, task, "dapo", rl)
+        state = init_state(_copy(policy.params), program.optimizer(), jax.random.PRNGKey(2))
+        out.append(make_update_phase(program)(state, batch))
+    (whole, metrics), (chunked, metrics_2) = out
     assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
     assert int(whole.step) == 1 and _changed(whole.params, policy.params) > 0
     assert float(metrics["ratio_max"]) > 1.0 or float(metrics["ratio_min"]) < 1.0
+    np.testing.assert_allclose(float(metrics["entropy"]), float(metrics_2["entropy"]), rtol=1e-5)
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(chunked.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
+
+
+def test_entropy_bonus_changes_the_update_by_its_gradient(task, policy, rollout_batch):
+    """With c_H > 0 the first optimizer step follows ∇(L − c_H·H̄): the update differs from
+    c_H = 0 and the mean entropy after a large bonus step is higher."""
+    batch = rollout_batch[0]._replace(logp_ref=None)
+    rl = dataclasses.replace(RL, epochs=1, minibatches=1)
+    ent = {}
+    for c in (0.0, 5.0):
+        program = _program(policy, task, "dapo", dataclasses.replace(rl, entropy_coef=c))
+        state = init_state(_copy(policy.params), program.optimizer(), jax.random.PRNGKey(2))
+        new, _ = make_update_phase(program)(state, batch)
+        again = init_state(new.params, program.optimizer(), jax.random.PRNGKey(2))
+        _, m = make_update_phase(program)(again, batch)
+        ent[c] = float(m["entropy"])
+    assert ent[5.0] > ent[0.0]
 
 
 def test_every_preference_objective_updates(task, policy):
@@ -214,30 +219,12 @@ def test_every_preference_objective_updates(task, policy):
         assert _changed(new.params, policy.params) > 0, name
 
 
-class _ParityTask:
-    """1-digit addition prompts with a reward that a random policy gets about half the time: 1
-    iff the first completion token id is even (so groups are often, not always, mixed)."""
-
-    def __init__(self, base):
-        self.base = base
-        self.tokenizer = base.tokenizer
-        self.prompt_len = base.prompt_len
-        self.max_new_tokens = base.max_new_tokens
-
-    def train_prompts(self, key, n):
-        return self.base.train_prompts(key, n)
-
-    def reward(self, completions, completion_mask, meta):
-        r = (completions[:, 0] % 2 == 0).astype(jnp.float32)
-        return r, {"correct": r}
-
-
-def test_dynamic_sampling_keeps_mixed_groups(task, policy):
+def test_dynamic_sampling_keeps_mixed_groups(parity_task, policy):
     rl = dataclasses.replace(RL, group_size=2, dynamic_sampling=True, oversample=4)
-    rollout = make_rollout(
-        policy.graphdef, _ParityTask(task), rl, rollout_sampling_config(task, rl), AdvantageConfig()
+    program = _program(policy, parity_task, "dapo", rl)
+    batch, _, m = make_rollout_phase(program)(
+        policy.params, jax.random.PRNGKey(6), None, None, None
     )
-    batch, m = rollout(policy.params, jax.random.PRNGKey(6))
     assert batch.completions.shape[0] == P * 2
     r = np.asarray(batch.rewards).reshape(P, 2)
     mixed = r.max(1) > r.min(1)
