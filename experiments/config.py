@@ -44,23 +44,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from cliffjax.distributed.mesh import MeshConfig
 from cliffjax.models.transformer import TransformerConfig
 from cliffjax.objectives import get_objective, list_objectives
-from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModConfig
-from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
-from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
+from cliffjax.tasks.registry import TASKS
+from cliffjax.tasks.registry import make_task as make_task_from_config
 from cliffjax.training.config import TrainerConfig
 
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message starts with the field's dotted path."""
 
-
-#: Task name -> (config class, constructor ``cfg -> Task``).
-TASKS: dict[str, tuple[type, Any]] = {
-    "addition": (AdditionConfig, ArithmeticTask),
-    "mult_mod": (MultModConfig, ArithmeticTask),
-    "many_answers": (ManyAnswersConfig, ManyAnswersTask),
-    "multi_reward": (MultiRewardConfig, MultiRewardTask),
-}
 
 #: Fields of TransformerConfig that are not configurable (set from the task).
 MODEL_DERIVED = ("vocab_size",)
@@ -290,7 +281,7 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
 def make_task(choice: TaskChoice) -> Any:
     """The task object of a validated choice (cached: equal choices give the same object, so
     jit'd steps that take the task as a static argument compile once per process)."""
-    return TASKS[choice.name][1](choice.config)
+    return make_task_from_config(choice.config)
 
 
 def _check_consistency(exp: ExperimentConfig) -> None:
@@ -309,11 +300,7 @@ def _check_consistency(exp: ExperimentConfig) -> None:
         )
     spec = get_objective(exp.algo.name)
     pref = exp.trainer.preference
-    if (
-        spec.kind == "preference"
-        and pref.source == "dataset"
-        and not hasattr(task, "carry_free_answer")
-    ):
+    if spec.kind == "preference" and pref.source == "dataset" and not task.has_flawed_teacher:
         raise ConfigError(
             "trainer.preference.source: 'dataset' needs a task with a flawed-teacher answer "
             f"(addition); task {exp.task.name!r} has none"

@@ -38,12 +38,6 @@ from cliffjax.distributed.partition import (
     tree_specs,
     unmatched,
 )
-from cliffjax.distributed.sharded import (
-    ShardingPlan,
-    abstract_on_mesh,
-    init_opt_state,
-    plan_shardings,
-)
 
 __all__ = [
     "AXES",
@@ -54,9 +48,7 @@ __all__ = [
     "Layout",
     "MeshConfig",
     "Rule",
-    "ShardingPlan",
     "SpecDecision",
-    "abstract_on_mesh",
     "batch_sharding",
     "batch_shardings",
     "batch_spec",
@@ -64,7 +56,6 @@ __all__ = [
     "describe",
     "detect_launch",
     "host_local_to_global",
-    "init_opt_state",
     "is_main_process",
     "jit_maybe_sharded",
     "make_mesh",
@@ -73,7 +64,6 @@ __all__ = [
     "param_shardings",
     "partition_specs",
     "path_str",
-    "plan_shardings",
     "process_batch_slice",
     "replicated",
     "sharded_partial",

@@ -16,7 +16,10 @@ function by *kind*:
 explicit ``in_shardings``/``out_shardings`` (traced under ``jax.set_mesh(mesh)``, so
 ``constrain_rows`` inside ``fn`` takes effect); shardings are computed on the first call from the
 arguments' structure and shapes (and ``jax.eval_shape`` of the result), so a step function
-needs no sharding code of its own. With no layout, a trainer uses plain ``jax.jit``
+needs no sharding code of its own. It is also the one sharding planner: ``summary`` (the "what
+is sharded" table), ``opt_state_shardings`` / ``init_opt_state`` (the optimizer state built
+in shardings that mirror the parameters) and ``abstract`` (orbax restore targets on this
+mesh). With no layout, a trainer uses plain ``jax.jit``
 (``jit_maybe_sharded``); on a 1x1x1 mesh the programs are the same.
 """
 
@@ -30,10 +33,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import Mesh, NamedSharding
 
 from cliffjax.distributed.mesh import batch_shardings, replicated
-from cliffjax.distributed.partition import PARTITION_RULES, Rule, SpecDecision, path_str, spec_for
+from cliffjax.distributed.partition import (
+    PARTITION_RULES,
+    Rule,
+    SpecDecision,
+    opt_state_shardings,
+    path_str,
+    spec_for,
+    unmatched,
+)
 
 PyTree = Any
 KINDS = ("model", "batch", "replicated")
@@ -104,6 +116,49 @@ class Layout:
         if kind == "replicated":
             return jax.tree.map(lambda _: self.replicated, tree)
         raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
+
+    def unmatched(self, params: PyTree) -> list[str]:
+        """Parameter paths no rule matched (they stay replicated)."""
+        return unmatched(self.decisions(params))
+
+    def summary(self, params: PyTree) -> str:
+        """The "what is sharded" table of a run: path, shape, spec, rule (for the run log)."""
+        lines = [f"mesh {dict(self.mesh.shape)}"]
+        for d in self.decisions(params):
+            note = f" (dropped {','.join(d.dropped)}: not divisible)" if d.dropped else ""
+            rule = d.rule if d.rule is not None else "<no rule: replicated>"
+            lines.append(f"  {d.path:<44} {d.shape!s:<16} {d.spec!s:<26} {rule}{note}")
+        return "\n".join(lines)
+
+    def opt_state_shardings(self, optimizer: optax.GradientTransformation, params: PyTree):
+        """Shardings of ``optimizer.init(params)``: every parameter-shaped leaf (Adam's moments)
+        mirrors its parameter (``optax.tree_utils.tree_map_params``), counters replicated."""
+        return opt_state_shardings(optimizer, params, self.model(params), self.mesh)
+
+    def init_opt_state(self, optimizer: optax.GradientTransformation, params: PyTree) -> PyTree:
+        """``optimizer.init(params)`` built directly in :meth:`opt_state_shardings`.
+
+        A plain ``jax.jit(optimizer.init)`` returns the zeros of Adam's moments replicated on
+        every device (they do not depend on the sharded input), defeating FSDP's saving.
+        """
+        out = self.opt_state_shardings(optimizer, params)
+        with jax.set_mesh(self.mesh):
+            return jax.jit(optimizer.init, in_shardings=(self.model(params),), out_shardings=out)(
+                params
+            )
+
+    def abstract(self, tree: PyTree, kind: str = "model") -> PyTree:
+        """``jax.ShapeDtypeStruct`` tree carrying this layout's concrete ``NamedSharding`` s:
+        the restore target orbax needs to place (and reshard) a checkpoint onto this mesh.
+
+        ``tree`` may hold arrays or ``ShapeDtypeStruct``. (A target from ``nnx.eval_shape``
+        under ``jax.set_mesh`` carries an ``AbstractMesh``, which orbax rejects.)
+        """
+        return jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=s),
+            tree,
+            self.shardings(tree, kind),
+        )
 
     def place(self, tree: PyTree, kind: str = "model") -> PyTree:
         """``jax.device_put`` ``tree`` with the shardings of ``kind`` (a device-to-device

@@ -68,7 +68,7 @@ class MeshResult:
     losses: list
     samples: PyTree
     state: CheckState
-    plan: Any
+    opt_shardings: Any
     layout: Any
 
 
@@ -164,15 +164,14 @@ def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transforme
     import optax
 
     from cliffjax.distributed.layout import Layout
-    from cliffjax.distributed.sharded import plan_shardings
     from cliffjax.sampling import SamplingConfig, sample
 
     graphdef = problem.graphdef
     tx = make_optimizer(problem.lr)
     layout = Layout(mesh, rules)
-    # The optimizer-aware plan (optax.tree_utils.tree_map_params) is kept to cross-check the
+    # The optimizer-aware shardings (optax.tree_utils.tree_map_params) cross-check the
     # layout's path-rule shardings of the optimizer state.
-    plan = plan_shardings(mesh, problem.params, tx, rules)
+    opt_shardings = layout.opt_state_shardings(tx, problem.params)
     params = layout.place(problem.params)
 
     scfg = SamplingConfig(max_new_tokens=problem.max_new_tokens, temperature=1.0, eos_id=1)
@@ -226,7 +225,7 @@ def run_on_mesh(problem: Problem, mesh, name: str = "", rules: str = "transforme
         losses=losses,
         samples=samples,
         state=state,
-        plan=plan,
+        opt_shardings=opt_shardings,
         layout=layout,
     )
 

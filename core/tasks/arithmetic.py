@@ -161,6 +161,11 @@ class ArithmeticTask(PairPoolMixin):
             other.tokenizer,
         )
 
+    @property
+    def has_flawed_teacher(self) -> bool:
+        """Whether the task has a flawed teacher's answer (``carry_free_answer``): addition."""
+        return self.op == "add"
+
     # -- arithmetic ------------------------------------------------------------------------
     def answer(self, a: Array, b: Array) -> Array:
         """Correct answers ``[B]`` int32."""

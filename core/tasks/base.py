@@ -47,6 +47,7 @@ class Task(Protocol):
     prompt_len: int
     max_new_tokens: int
     answer_digits: int  # digits of the longest correct answer (the answer set of analyses)
+    has_flawed_teacher: bool  # offers carry_free_answer (dataset preference pairs)
 
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         """``n`` training prompts ``[n, P]`` (never from the held-out set) and their meta."""

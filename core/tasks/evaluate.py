@@ -10,17 +10,29 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cliffjax.sampling.sampler import SamplingConfig, sample_with_model
-from cliffjax.tasks.base import Task
+from cliffjax.sampling.sampler import sample_with_model
+from cliffjax.tasks.base import Task, sampling_config
 
 Array = jax.Array
 
 
-@partial(jax.jit, static_argnames=("task", "cfg"))
-def _eval_batch(graphdef, params, prompts, meta, task: Task, cfg: SamplingConfig):
+def greedy_rewards(
+    graphdef: Any, params: Any, task: Task, prompts: Array, meta: dict[str, Array]
+) -> tuple[Array, dict[str, Array], Array, Array]:
+    """Greedy completions of ``prompts`` scored by the task: ``(reward [n], components,
+    completion [n, N], completion_mask [n, N])``. Pure and traceable: the one evaluation
+    step both evaluators (this module's batched ``evaluate`` and the trainer's
+    ``cliffjax.training.evaluation.make_evaluator``) run."""
+    cfg = sampling_config(task, temperature=0.0)
     out = sample_with_model(nnx.merge(graphdef, params), prompts, jax.random.key(0), cfg)
     reward, components = task.reward(out.completion, out.completion_mask, meta)
-    return reward, components, out.completion
+    return reward, components, out.completion, out.completion_mask
+
+
+@partial(jax.jit, static_argnames=("task",))
+def _eval_batch(graphdef, params, prompts, meta, task: Task):
+    reward, components, completion, _ = greedy_rewards(graphdef, params, task, prompts, meta)
+    return reward, components, completion
 
 
 def evaluate(
@@ -49,17 +61,11 @@ def evaluate(
     bs = min(batch_size, n)
     n_batches = -(-n // bs)
     idx = np.arange(n_batches * bs) % n  # pad by wrapping around
-    cfg = SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        temperature=0.0,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
-    )
     rewards, comps, completions = [], [], []
     for i in range(n_batches):
         sel = jnp.asarray(idx[i * bs : (i + 1) * bs])
         batch_meta = jax.tree.map(lambda x, sel=sel: x[sel], meta)
-        r, c, comp = _eval_batch(graphdef, params, prompts[sel], batch_meta, task=task, cfg=cfg)
+        r, c, comp = _eval_batch(graphdef, params, prompts[sel], batch_meta, task=task)
         rewards.append(r)
         comps.append(c)
         completions.append(comp)

@@ -132,6 +132,7 @@ class ManyAnswersTask(PairPoolMixin):
         self.prompt_len = 9  # "S=", two digits, ",N=", one digit, ":"
         self.max_new_tokens = cfg.max_digits + 1 + cfg.extra_tokens
         self.answer_digits = cfg.max_digits
+        self.has_flawed_teacher = False
         pairs = []
         for n in range(cfg.min_digits, cfg.max_digits + 1):
             s_min = 0 if (cfg.allow_leading_zero or n == 1) else 1

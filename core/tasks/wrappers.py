@@ -46,7 +46,7 @@ class FixedPrompts:
         self.prompt_len = task.prompt_len
         self.max_new_tokens = task.max_new_tokens
         self.answer_digits = task.answer_digits
-        self.config = getattr(task, "config", None)
+        self.has_flawed_teacher = task.has_flawed_teacher
 
     @property
     def size(self) -> int:
@@ -127,7 +127,7 @@ class HostReward:
         self.prompt_len = task.prompt_len
         self.max_new_tokens = task.max_new_tokens
         self.answer_digits = task.answer_digits
-        self.config = getattr(task, "config", None)
+        self.has_flawed_teacher = task.has_flawed_teacher
 
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         return self.base.train_prompts(key, n)

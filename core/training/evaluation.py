@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from cliffjax.distributed.layout import Layout, sharded_partial
-from cliffjax.sampling import SamplingConfig, sample
+from cliffjax.tasks.evaluate import greedy_rewards
 
 Array = jax.Array
 
@@ -18,18 +18,11 @@ Array = jax.Array
 @functools.partial(jax.jit, static_argnames=("graphdef", "task"))
 def _evaluate(params: Any, *, graphdef: Any, task: Any) -> dict[str, Array]:
     prompts, meta = task.eval_set()
-    cfg = SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        temperature=0.0,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
-    )
-    out = sample(graphdef, params, prompts, jax.random.PRNGKey(0), cfg)
-    reward, components = task.reward(out.completion, out.completion_mask, meta)
+    reward, components, _, mask = greedy_rewards(graphdef, params, task, prompts, meta)
     return {
         "eval_accuracy": jnp.mean(components["correct"].astype(jnp.float32)),
         "eval_reward": jnp.mean(reward.astype(jnp.float32)),
-        "eval_len": jnp.mean(jnp.sum(out.completion_mask, axis=1).astype(jnp.float32)),
+        "eval_len": jnp.mean(jnp.sum(mask, axis=1).astype(jnp.float32)),
     }
 
 

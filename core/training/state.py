@@ -85,7 +85,7 @@ def init_state(
         # On a mesh: the optimizer state is built sharded like the parameters (a plain
         # jax.jit(tx.init) would replicate it) and every leaf, step and key included, is
         # committed to the mesh, so the first step compiles only once.
-        opt_state = layout.jit(tx.init, ("model",), "model")(params)
+        opt_state = layout.init_opt_state(tx, params)
         return layout.place(TrainState(params, opt_state, jnp.zeros((), jnp.int32), key))
     state = TrainState(
         params=params, opt_state=jax.jit(tx.init)(params), step=jnp.zeros((), jnp.int32), key=key

@@ -125,3 +125,12 @@ def test_cli_rejects_bad_value_before_compute(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "trainer.rl.minibatches" in proc.stderr
     assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_model_options_are_the_presets(load, preset):
+    """conf/model/<preset>.yaml and the preset of the model code are one set of numbers."""
+    from cliffjax.models.transformer import PRESETS
+
+    model = build_config(load(f"model={preset}")).model
+    assert {k: getattr(model, k) for k in PRESETS[preset]} == PRESETS[preset]

@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from cliffjax.distributed import MeshConfig, abstract_on_mesh, make_mesh, tree_specs
+from cliffjax.distributed import MeshConfig, make_mesh, tree_specs
 from cliffjax.distributed.selfcheck import compare, make_problem, max_abs_diff, run_on_mesh
 
 MESHES = {"8x1x1": (8, 1, 1), "2x4x1": (2, 4, 1), "2x2x2": (2, 2, 2), "1x1x8": (1, 1, 8)}
@@ -69,10 +69,10 @@ def test_mesh_matches_single_device(problem, reference, results, name):
 @pytest.mark.parametrize("name", list(MESHES))
 def test_state_carries_planned_shardings(problem, results, name):
     res = _result(results, problem, name)
-    want = jax.tree.map(lambda s: s.spec, res.plan.params)
+    want = jax.tree.map(lambda s: s.spec, res.layout.model(res.state.params))
     assert tree_specs(res.state.params) == want
     # Adam moments: the layout's path rules agree with optax.tree_map_params' mirroring.
-    assert tree_specs(res.state.opt_state) == jax.tree.map(lambda s: s.spec, res.plan.opt_state)
+    assert tree_specs(res.state.opt_state) == jax.tree.map(lambda s: s.spec, res.opt_shardings)
     adam = res.state.opt_state[1][0]
     assert tree_specs(adam.mu) == want and tree_specs(adam.nu) == want
     assert res.state.step.sharding.spec == P() and res.state.key.sharding.spec == P()
@@ -102,7 +102,7 @@ def test_checkpoint_restores_across_meshes(problem, results, tmp_path):
     mgr.save(3, args=ocp.args.StandardSave(src.state))
     mgr.wait_until_finished()
     # Target: the 2x2x2 layout of the same state, with concrete NamedShardings.
-    target = abstract_on_mesh(src.state, dst.layout.model(src.state))
+    target = dst.layout.abstract(src.state)
     restored = mgr.restore(3, args=ocp.args.StandardRestore(target))
     mgr.close()
     assert tree_specs(restored) == tree_specs(dst.state)

@@ -11,14 +11,13 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from cliffjax.distributed import (
+    Layout,
     MeshConfig,
     Rule,
     describe,
-    init_opt_state,
     make_mesh,
     partition_specs,
     path_str,
-    plan_shardings,
     spec_for,
     tree_specs,
 )
@@ -106,8 +105,9 @@ def test_every_preset_parameter_matches_its_intended_rule(preset):
     cfg = preset_config(preset, vocab_size=24)
     params = jax.eval_shape(lambda: make_policy(cfg, 0).params)
     mesh = make_mesh(MeshConfig(data=2, fsdp=2, tensor=2))
-    plan = plan_shardings(mesh, params)
-    assert plan.unmatched == []
+    layout = Layout(mesh)
+    assert layout.unmatched(params) == []
+    decisions = layout.decisions(params)
     intended = {
         "attn/qkv": r"(^|/)attn/qkv$",
         "attn/out": r"(^|/)attn/out$",
@@ -119,8 +119,8 @@ def test_every_preset_parameter_matches_its_intended_rule(preset):
     }
     n_layers = PRESETS[preset]["n_layers"]
     # embedding, final norm, LM head + (2 norms, qkv, out, gate_up, down) per layer.
-    assert len(plan.decisions) == 3 + 6 * n_layers
-    for d in plan.decisions:
+    assert len(decisions) == 3 + 6 * n_layers
+    for d in decisions:
         key = next(k for k in intended if d.path.endswith(k))
         assert intended[key] in d.rule, (d.path, d.rule)
         # Every matrix is split both ways on 2x2x2 (all these dims are even); norms are not.
@@ -140,10 +140,10 @@ def tiny_params():
 def test_params_and_adam_state_carry_the_planned_shardings(tiny_params, mesh_name):
     mesh = make_mesh(MeshConfig(*MESH_SHAPES[mesh_name]))
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3))
-    plan = plan_shardings(mesh, tiny_params, tx)
-    params = jax.device_put(tiny_params, plan.params)
-    opt_state = init_opt_state(tx, params, plan)
-    want = jax.tree.map(lambda s: s.spec, plan.params)
+    layout = Layout(mesh)
+    params = layout.place(tiny_params)
+    opt_state = layout.init_opt_state(tx, params)
+    want = jax.tree.map(lambda s: s.spec, layout.model(tiny_params))
     assert tree_specs(params) == want
     adam = opt_state[1][0]
     assert tree_specs(adam.mu) == want
@@ -158,13 +158,13 @@ def test_params_and_adam_state_carry_the_planned_shardings(tiny_params, mesh_nam
 
 
 def test_plain_jit_init_would_not_shard_adam_state(tiny_params):
-    """The pitfall ``init_opt_state`` exists for (jax 0.10: jit of optimizer.init returns unsharded state)."""
+    """The pitfall ``Layout.init_opt_state`` exists for (jax 0.10: jit of optimizer.init returns unsharded state)."""
     mesh = make_mesh(MeshConfig(fsdp=8))
     tx = optax.adam(1e-3)
-    plan = plan_shardings(mesh, tiny_params, tx)
-    params = jax.device_put(tiny_params, plan.params)
+    layout = Layout(mesh)
+    params = layout.place(tiny_params)
     naive = jax.jit(tx.init)(params)
-    good = init_opt_state(tx, params, plan)
+    good = layout.init_opt_state(tx, params)
     mu_naive = naive[0].mu["layers"][0]["mlp"]["down"][...]
     mu_good = good[0].mu["layers"][0]["mlp"]["down"][...]
     assert mu_good.sharding.spec == P("fsdp")
@@ -174,16 +174,16 @@ def test_plain_jit_init_would_not_shard_adam_state(tiny_params):
 
 def test_describe_lists_every_leaf_with_bytes_per_device(tiny_params):
     mesh = make_mesh(MeshConfig(tensor=8))
-    plan = plan_shardings(mesh, tiny_params)
-    params = jax.device_put(tiny_params, plan.params)
+    layout = Layout(mesh)
+    params = layout.place(tiny_params)
     text = describe(params)
     lines = text.splitlines()
     assert len(lines) == len(jax.tree.leaves(params))
     line = next(row for row in lines if row.startswith("layers/0/mlp/down"))
     assert "P('tensor',)" in line
     assert f"{64 * 32 * 4 // 8} B/dev" in line
-    assert "mesh {'data': 1, 'fsdp': 1, 'tensor': 8}" in plan.summary()
-    assert "dropped tensor" in plan.summary()  # vocab 20 on 8-way tensor
+    assert "mesh {'data': 1, 'fsdp': 1, 'tensor': 8}" in layout.summary(params)
+    assert "dropped tensor" in layout.summary(params)  # vocab 20 on 8-way tensor
     np.testing.assert_array_equal(
         np.asarray(params["lm_head"][...]), np.asarray(tiny_params["lm_head"][...])
     )

@@ -24,6 +24,7 @@ class ParityTask:
         self.prompt_len = base.prompt_len
         self.max_new_tokens = base.max_new_tokens
         self.answer_digits = base.answer_digits
+        self.has_flawed_teacher = False
 
     def __hash__(self):
         return hash((type(self), self.base))
