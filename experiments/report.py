@@ -49,6 +49,26 @@ TABLE_METRICS: Final = (
     ("reward_delta", "Δreward"),
     ("sens_tv", "TV/ε"),
 )
+#: Training diagnostics shown next to the distances (``train_<metric>`` columns of the rows:
+#: means over each run's final steps), when the runs' objectives report them.
+AUX_METRICS: Final = (
+    ("train_reward_mean", "reward"),
+    ("train_entropy", "entropy"),
+    ("train_kl_ref", "KL ref"),
+    ("train_clip_frac_low", "clip low"),
+    ("train_clip_frac_high", "clip high"),
+    ("train_ratio_min", "ratio min"),
+    ("train_ratio_max", "ratio max"),
+    ("train_capped_frac", "CISPO capped"),
+    ("train_weight_mean", "weight mean"),
+    ("train_hazard_mean", "MHPO hazard"),
+    ("train_multiplier_mean", "MHPO multiplier"),
+    ("train_frac_pos_up", "DISPO +↑"),
+    ("train_frac_pos_down", "DISPO +↓"),
+    ("train_frac_neg_up", "DISPO −↑"),
+    ("train_frac_neg_down", "DISPO −↓"),
+    ("train_seq_clip_frac", "GSPO seq clip"),
+)
 RESULTS_FILE: Final = "results.jsonl"
 SUMMARY_FILE: Final = "summary.json"
 
@@ -204,6 +224,28 @@ def format_table(summary: Sequence[dict[str, Any]]) -> str:
         ]
         cols += [_fmt(c[m], c[f"{m}_ci"]) for m, _ in TABLE_METRICS]
         cols.append(_fmt(c["noise_floor_tv"], math.nan))
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def format_aux_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of the objectives' training diagnostics per cell (mean ± 95% interval
+    over seeds), with the columns of :data:`AUX_METRICS` that some run reports."""
+    present = [(m, t) for m, t in AUX_METRICS if any(r.get(m) not in (None, "") for r in rows)]
+    if not present:
+        return "(the runs record no training diagnostics)"
+    summary = summarize(rows, metrics=[m for m, _ in present])
+    head = ["objective", "entropy", "KL β", "perturbation", "ε"] + [t for _, t in present]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in summary:
+        cols = [
+            str(c["objective"]),
+            f"{_as_float(c['entropy_coef']):g}",
+            f"{_as_float(c['kl_beta']):g}",
+            str(c["perturbation"]),
+            f"{_as_float(c['eps']):g}",
+        ]
+        cols += [_fmt(c[m], c[f"{m}_ci"]) for m, _ in present]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
@@ -427,6 +469,15 @@ Held-out prompts:
 Training prompts:
 
 {index_train_md}
+
+## Objective diagnostics
+
+What each objective did during training, next to how far its policy moved: means over the
+last steps of every run (`train_*` columns of `results.csv`; clip fractions, ratio extremes,
+CISPO/MHPO weights, MHPO hazard, DISPO regime fractions, entropy, KL to the warm start).
+Cells: mean ± 95% half-width over seeds.
+
+{format_aux_table(rows)}
 
 ## Plots
 

@@ -292,6 +292,9 @@ def test_two_job_multirun_end_to_end(tmp_path):
     with (sweep_dir / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8 and {r["perturbation"] for r in rows} == {"ties", "random"}
+    assert all(float(r["train_clip_frac_high"]) >= 0 for r in rows)  # aux metrics in the CSV
+    diagnostics = (sweep_dir / "report.md").read_text().split("## Objective diagnostics")[1]
+    assert "| clip low | clip high | ratio min | ratio max |" in diagnostics
     assert (sweep_dir / "distance_vs_eps.png").stat().st_size > 1000
     # The second job reused the first job's warm start.
     summaries = [json.loads((sweep_dir / j / "summary.json").read_text()) for j in ("0", "1")]

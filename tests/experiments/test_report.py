@@ -41,7 +41,12 @@ def _write_multirun(root: Path) -> None:
                     "reward_delta": -tv,
                     "delta_mean_train": 0.3 + tv + 0.01 * seed,
                     "sens_tv": tv / eps if eps > 0 else None,
+                    "train_entropy": 1.0 + seed,
                 }
+                if obj == "grpo":
+                    row["train_clip_frac_high"] = 0.1 * seed
+                else:
+                    row["train_hazard_mean"] = 0.5
                 lines.append(json.dumps(row))
         (job / "results.jsonl").write_text("\n".join(lines) + "\n")
         summary = {"noise_floor_tv": 0.01 * (j + 1), "wall_s": 10.0 + j, "train_s": 5.0}
@@ -98,6 +103,12 @@ def test_report_on_synthetic_dir(tmp_path):
     assert report.cliff_index(summary) == []  # a single ε > 0 per configuration: no index
     text = path.read_text()
     assert "distance_vs_eps.png" in text and "| 1 |" in text  # jobs table lists job "1"
+    # the objectives' diagnostics sit next to the distances, each where it is reported
+    aux = text.split("## Objective diagnostics")[1].split("## Plots")[0]
+    head = next(line for line in aux.splitlines() if line.startswith("| objective"))
+    assert head.endswith("| entropy | clip high | MHPO hazard |")
+    grpo = next(line for line in aux.splitlines() if line.startswith("| grpo | 0 | 0 | ties | 0.1"))
+    assert grpo.endswith("| 2 ± 2.5 | 0.1 ± 0.25 | – |")
 
 
 def test_missing_dir_fails_clearly(tmp_path):
