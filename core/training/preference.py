@@ -34,6 +34,7 @@ from cliffjax.distributed.layout import Layout, sharded_partial
 from cliffjax.objectives import PreferenceBatch
 from cliffjax.objectives.registry import ObjectiveSpec
 from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
+from cliffjax.tasks.base import sampling_config
 from cliffjax.training.config import OptimConfig, PreferenceConfig
 from cliffjax.training.metrics import to_host
 from cliffjax.training.state import TrainState, make_optimizer
@@ -73,13 +74,7 @@ def _with_reference(graphdef, reference, prompts, chosen, rejected, m_w, m_l) ->
 
 def preference_sampling_config(task: Any, cfg: PreferenceConfig) -> SamplingConfig:
     """The sampler settings used to build self pairs."""
-    return SamplingConfig(
-        max_new_tokens=task.max_new_tokens,
-        temperature=cfg.temperature,
-        eos_id=task.tokenizer.eos_id,
-        pad_id=task.tokenizer.pad_id,
-        group_size=cfg.group_size,
-    )
+    return sampling_config(task, temperature=cfg.temperature, group_size=cfg.group_size)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "cfg"))
