@@ -35,7 +35,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import inspect
 import json
 import os
 import platform
@@ -476,28 +475,27 @@ def jax_update(
     d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128, proto: bool = False
 ):
     """``(step(), tokens, params, compiled flops, batch)`` for the project's RL update
-    (``cliffjax.training.rl.make_update``: one epoch, one minibatch = one optimizer step),
-    compiled ahead of time (``proto``: with the ``bench_proto`` prototype)."""
+    (``cliffjax.training.update.make_update_phase``: one epoch, one minibatch = one optimizer
+    step), compiled ahead of time (``proto``: with the ``bench_proto`` prototype)."""
     from cliffjax.models.policy import make_policy, param_count
     from cliffjax.objectives import get_objective
-    from cliffjax.training import rl as rl_mod
-    from cliffjax.training.config import OptimConfig, RLConfig
-    from cliffjax.training.state import init_state, make_optimizer
+    from cliffjax.tasks.registry import get_task
+    from cliffjax.training.config import RLConfig
+    from cliffjax.training.program import RLProgram
+    from cliffjax.training.rollout import Rollout
+    from cliffjax.training.state import init_state
+    from cliffjax.training.update import make_update_phase
 
     cfg = model_config(d, max_len)
     graphdef, params = make_policy(cfg, 0)
     spec = get_objective(objective)
     rl = RLConfig(steps=1000, prompts_per_step=b, group_size=1, epochs=1, minibatches=1)
-    # The trainer's API: make_update(graphdef, spec, obj_cfg, rl) with rl_optimizer(rl), or the
-    # older make_update(graphdef, spec, obj_cfg, tx, rl).
-    if "tx" in inspect.signature(rl_mod.make_update).parameters:
-        tx = make_optimizer(OptimConfig(), 1000)
-        update = rl_mod.make_update(graphdef, spec, spec.default_config, tx, rl)
-    else:
-        tx = rl_mod.rl_optimizer(rl)
-        update = rl_mod.make_update(graphdef, spec, spec.default_config, rl)
+    # The task only sizes the program here (the batch is synthetic).
+    program = RLProgram(graphdef, get_task("addition"), spec, spec.default_config, rl)
+    tx = program.optimizer()
+    update = make_update_phase(program)
     x = rl_batch(np.random.default_rng(0), b, PROMPT_LEN, n)
-    batch = rl_mod.Rollout(
+    batch = Rollout(
         jnp.asarray(x["prompts"]),
         jnp.asarray(x["completions"]),
         jnp.asarray(x["mask"]),
@@ -726,23 +724,24 @@ def bench_sampler(s: Settings, bt) -> tuple[list[dict], str]:
 def cliff_train_fn(
     steps: int, prompts_per_step: int = 8, group_size: int = 4, preset: str = "small"
 ):
-    """The policy-cliff job's pure ``train(init_params, key, eps, pert)`` on addition, GRPO
-    without KL, a small RL batch (``prompts_per_step × group_size``) per step; model = the
-    ``cliffjax.models.transformer`` preset ("small": d=128, the default; "tiny": d=32)."""
-    from cliffjax.experiments.cliff_core import (
-        Perturbation,
-        TrainSpec,
-        make_cliff_train,
-        num_answers,
-    )
+    """The policy-cliff job's pure ``train(init_params, key, eps)`` (the in-graph driver of the
+    one RL step, ``cliffjax.training.rl.make_rl_train``, with the shift ``r + ε·δ``) on
+    addition, GRPO without KL, a small RL batch (``prompts_per_step × group_size``) per step;
+    model = the ``cliffjax.models.transformer`` preset ("small": d=128, the default; "tiny":
+    d=32)."""
+    from cliffjax.analysis import Perturbation, PerturbedReward, RewardShift, num_answers
     from cliffjax.models.policy import make_policy
     from cliffjax.models.transformer import preset_config
     from cliffjax.objectives import get_objective
     from cliffjax.tasks.registry import get_task
+    from cliffjax.tasks.wrappers import FixedPrompts
     from cliffjax.training.config import RLConfig
+    from cliffjax.training.program import RLProgram
+    from cliffjax.training.rl import make_rl_train
 
     task = get_task("addition")
-    cfg = preset_config(preset, task.tokenizer.vocab_size, 64)
+    tok = task.tokenizer
+    cfg = preset_config(preset, tok.vocab_size, 64)
     graphdef, params = make_policy(cfg, 0)
     spec = get_objective("grpo")
     obj_cfg = dataclasses.replace(spec.default_config, beta=0.0)
@@ -754,13 +753,25 @@ def cliff_train_fn(
         minibatches=1,
     )
     max_digits = 3
-    ts = TrainSpec(graphdef, task, spec, obj_cfg, rl, 0.0, 0.0, max_digits)
     n_train = 64
-    tp, tm = task.train_prompts(jax.random.key(2), n_train)
+    tp, tm = task.train_prompt_set(jax.random.key(2), n_train)
+    program = RLProgram(
+        graphdef,
+        FixedPrompts(task, tp, tm),
+        spec,
+        obj_cfg,
+        rl,
+        PerturbedReward(max_digits, tok.digit0_id, tok.eos_id),
+    )
     pert = Perturbation(
         jnp.zeros((n_train, num_answers(max_digits)), jnp.float32), jnp.zeros((0,), jnp.float32)
     )
-    return make_cliff_train(ts, tp, dict(tm)), params, pert
+    run = make_rl_train(program)
+
+    def train(init_params, key, eps, pert):
+        return run(init_params, key, None, RewardShift(eps, pert))[:2]
+
+    return train, params, pert
 
 
 def bench_sweep(s: Settings) -> tuple[list[dict], str]:
