@@ -43,8 +43,11 @@ def prepare(batch: PolicyBatch, clamp: float) -> dict[str, Array]:
     dt = compute_dtype(batch.logp)
     valid = batch.mask != 0
     logp = batch.logp.astype(dt)
-    logp_old = jax.lax.stop_gradient(batch.logp_old.astype(dt))
-    adv = jax.lax.stop_gradient(batch.advantages.astype(dt))
+    # logp_old and the advantages are data: callers pass values that do not depend on the
+    # parameters they differentiate (on-policy: jax.lax.stop_gradient(logp)). No stop_gradient
+    # here, so a forward-mode tangent of the data (d/dε of a training run) flows through.
+    logp_old = batch.logp_old.astype(dt)
+    adv = batch.advantages.astype(dt)
     if adv.ndim == 1:
         adv = adv[:, None]
     adv = jnp.where(valid, jnp.broadcast_to(adv, logp.shape), 0.0)

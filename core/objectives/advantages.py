@@ -58,6 +58,13 @@ class AdvantageConfig:
             raise ValueError(f"eps must be >= 0, got {self.eps!r}")
 
 
+def std_safe(x: Array) -> Array:
+    """``jnp.std(x)`` (population) whose forward-mode tangent is finite when ``x`` is constant
+    (then 0; ``jnp.std`` gives NaN there because sqrt'(0) is infinite)."""
+    var = jnp.var(x)
+    return jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1.0)), 0.0)
+
+
 def compute_advantages(
     rewards: Array, group_size: int, cfg: AdvantageConfig | None = None
 ) -> tuple[Array, dict[str, Array]]:
@@ -79,13 +86,21 @@ def compute_advantages(
     if cfg.estimator == "rloo" and g < 2:
         raise ValueError("estimator 'rloo' needs group_size >= 2")
     dtype = jnp.promote_types(rewards.dtype, jnp.float32)
-    r = jax.lax.stop_gradient(rewards.astype(dtype)).reshape(-1, g)  # [P, G]
+    # Rewards are data (no stop_gradient: a forward-mode tangent d/dε of r + ε·δ flows).
+    r = rewards.astype(dtype).reshape(-1, g)  # [P, G]
     const = jnp.max(r, axis=1) == jnp.min(r, axis=1)  # [P]
     mean = jnp.mean(r, axis=1, keepdims=True)
-    centred = jnp.where(const[:, None], 0.0, r - mean)
+    diff = r - mean
+    # A constant group's centred rewards are exactly 0 (no float residue of the mean); the
+    # form ``diff - stop_gradient(diff)`` keeps that value while a forward-mode tangent (d/dε
+    # of r + ε·δ) still sees d(r - mean): the group is tied only at this point.
+    centred = jnp.where(const[:, None], diff - jax.lax.stop_gradient(diff), diff)
     if cfg.estimator == "group_std":
         denom = max(g - cfg.ddof, 1)
-        std = jnp.sqrt(jnp.sum(centred * centred, axis=1, keepdims=True) / denom)
+        var = jnp.sum(centred * centred, axis=1, keepdims=True) / denom
+        # sqrt of a constant group's 0 variance is taken at 1 instead: same value of adv (its
+        # centred rewards are 0) and a finite forward-mode tangent (sqrt'(0) is infinite).
+        std = jnp.where(const[:, None], 0.0, jnp.sqrt(jnp.where(const[:, None], 1.0, var)))
         adv = centred / (std + cfg.eps)
     elif cfg.estimator == "group_mean":
         adv = centred
@@ -97,9 +112,9 @@ def compute_advantages(
         "zero_variance_frac": jnp.mean(const.astype(dtype)),
         "zero_variance_mask": zero_mask,
         "reward_mean": jnp.mean(r),
-        "reward_std": jnp.std(r),
+        "reward_std": std_safe(r),
         "adv_mean": jnp.mean(adv),
-        "adv_std": jnp.std(adv),
+        "adv_std": std_safe(adv),
         "adv_abs_max": jnp.max(jnp.abs(adv)),
     }
     return adv, aux

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Final
 
 SCHEDULES: Final = ("constant", "cosine")
+OPTIMIZERS: Final = ("adamw", "sgd")
 PAIR_SOURCES: Final = ("self", "dataset")
 
 
@@ -40,6 +41,8 @@ class OptimConfig:
       b2: Adam second-moment decay.
       eps: Adam epsilon.
       max_grad_norm: clip the global gradient norm to this value (0 disables clipping).
+      name: ``"adamw"`` (default) or ``"sgd"`` (plain gradient descent on the same schedule,
+        ``b1``/``b2``/``eps``/``weight_decay`` unused: for closed-form checks and theory).
     """
 
     lr: float = 1e-4
@@ -51,8 +54,10 @@ class OptimConfig:
     b2: float = 0.999
     eps: float = 1e-8
     max_grad_norm: float = 1.0
+    name: str = "adamw"
 
     def __post_init__(self) -> None:
+        _check(self.name in OPTIMIZERS, "name", f"one of {OPTIMIZERS}", self.name)
         _check(self.lr > 0, "lr", "> 0", self.lr)
         _check(self.warmup_steps >= 0, "warmup_steps", ">= 0", self.warmup_steps)
         _check(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}", self.schedule)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from cliffjax.distributed.layout import Layout, sharded_partial
 from cliffjax.objectives import compute_advantages, kl_divergence
+from cliffjax.objectives.advantages import std_safe
 from cliffjax.objectives.shaping import soft_overlong_penalty
 from cliffjax.sampling import sample, score
 from cliffjax.training.program import RLProgram
@@ -121,7 +122,7 @@ def _sample_record(
         rewards = rewards + rl.overlong_factor * penalty
     metrics = {
         "reward_mean": jnp.mean(rewards),
-        "reward_std": jnp.std(rewards),
+        "reward_std": std_safe(rewards),
         "response_len": jnp.mean(lengths),
         "gen_tokens": jnp.sum(lengths),
     }
@@ -182,7 +183,7 @@ def rollout_phase(
         lengths = jnp.sum(record.mask, axis=1)
         metrics = {
             "reward_mean": jnp.mean(record.rewards),
-            "reward_std": jnp.std(record.rewards),
+            "reward_std": std_safe(record.rewards),
             "response_len": jnp.mean(lengths),
             "gen_tokens": jnp.sum(lengths),
         }

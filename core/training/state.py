@@ -57,10 +57,14 @@ def learning_rate_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule
 
 
 def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
-    """``clip_by_global_norm`` (if ``max_grad_norm > 0``) followed by AdamW on the schedule."""
+    """``clip_by_global_norm`` (if ``max_grad_norm > 0``) followed by AdamW (or SGD) on the
+    schedule."""
     parts = []
     if cfg.max_grad_norm > 0:
         parts.append(optax.clip_by_global_norm(cfg.max_grad_norm))
+    if cfg.name == "sgd":
+        parts.append(optax.sgd(learning_rate=learning_rate_schedule(cfg, total_steps)))
+        return optax.chain(*parts)
     parts.append(
         optax.adamw(
             learning_rate=learning_rate_schedule(cfg, total_steps),
