@@ -70,6 +70,8 @@ AUX_METRICS: Final = (
     ("train_seq_clip_frac", "GSPO seq clip"),
 )
 RESULTS_FILE: Final = "results.jsonl"
+SENSITIVITY_FILE: Final = "sensitivity.jsonl"
+SLOPE_METRICS: Final = ("tv_slope", "tv_slope_train", "delta_slope_train", "reward_slope")
 SUMMARY_FILE: Final = "summary.json"
 
 
@@ -140,6 +142,94 @@ def _add_paired_gain(rows: list[dict[str, Any]]) -> None:
         b = base.get((r.get("perturbation"), r.get("objective"), r.get("seed")))
         if r.get("delta_mean_train") is not None and b is not None:
             r["delta_gain_train"] = r["delta_mean_train"] - b
+
+
+def load_sensitivity(root: str | Path) -> list[dict[str, Any]]:
+    """Rows of every ``sensitivity.jsonl`` below ``root`` (empty if there are none)."""
+    root = Path(root)
+    rows = []
+    for f in sorted(root.rglob(SENSITIVITY_FILE)):
+        job = str(f.parent.relative_to(root)) or "."
+        rows += [{"job": job, **json.loads(x)} for x in f.read_text().splitlines() if x.strip()]
+    return rows
+
+
+def format_slope_table(srows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]]) -> str:
+    """Markdown: forward-mode slopes per configuration (mean ± 95% over seeds), next to the
+    finite-difference TV/ε at the smallest ε > 0 of the same configuration and the
+    soft-optimal Lipschitz bound."""
+    keys = ("objective", "entropy_coef", "kl_beta", "perturbation")
+    cells = summarize(srows, metrics=SLOPE_METRICS, keys=(*keys, "derivative"))
+    fd: dict[tuple[Any, ...], tuple[float, float]] = {}
+    for c in summary:
+        e = _as_float(c["eps"])
+        k = tuple(c[x] for x in keys)
+        if e > 0 and (k not in fd or e < fd[k][0]):
+            fd[k] = (e, _as_float(c.get("tv_exact")) / e)
+    head = "| objective | entropy | KL β | perturbation | derivative | n | dTV/dε held-out | dTV/dε train | dE_π δ/dε train | FD TV/ε (ε) | bound ‖δ‖∞/2α |"
+    lines = [head, "|" + "---|" * 11]
+    bounds = {tuple(r[x] for x in keys): r.get("lipschitz_bound") for r in srows}
+    for c in cells:
+        k = tuple(c[x] for x in keys)
+        e, ratio = fd.get(k, (math.nan, math.nan))
+        b = bounds.get(k)
+        lines.append(
+            f"| {c['objective']} | {_as_float(c['entropy_coef']):g} | {_as_float(c['kl_beta']):g} | "
+            f"{c['perturbation']} | {c['derivative']} | {c['n']} | "
+            + " | ".join(_fmt(c[m], c[f"{m}_ci"]) for m in SLOPE_METRICS[:3])
+            + f" | {ratio:.4g} ({e:g}) | {'–' if b is None else f'{_as_float(b):.4g}'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_slope_vs_fd(
+    srows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]], path: str | Path
+) -> Path:
+    """PNG: per configuration, measured TV(ε) (points, 95% bars) and the forward-mode slope
+    line ``slope · ε`` at small ε (log-log axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ("objective", "entropy_coef", "kl_beta", "perturbation")
+    slopes = {
+        k: float(np.mean([r["tv_slope"] for r in srows if tuple(r[x] for x in keys) == k]))
+        for k in {tuple(r[x] for x in keys) for r in srows}
+    }
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (k, slope) in enumerate(sorted(slopes.items(), key=str)):
+        pts = sorted(
+            (c for c in summary if tuple(c[x] for x in keys) == k and _as_float(c["eps"]) > 0),
+            key=lambda c: _as_float(c["eps"]),
+        )
+        label = _config_label(dict(zip(keys, k)))
+        color = f"C{i % 10}"
+        if pts:
+            eps = np.array([_as_float(c["eps"]) for c in pts])
+            tv = np.array([c["tv_exact"] for c in pts])
+            err = np.nan_to_num(np.array([c["tv_exact_ci"] for c in pts]))
+            ax.errorbar(eps, tv, yerr=err, fmt="o", color=color, label=f"{label}: TV(ε)")
+            grid = np.geomspace(eps.min() / 3, eps.max(), 30)
+            ax.plot(
+                grid,
+                np.minimum(slope * grid, 1.0),
+                "-",
+                color=color,
+                alpha=0.7,
+                label=f"{label}: slope·ε, slope {slope:.3g}",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("TV(π_ε, π_0), held-out prompts")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    ax.set_title("Derivative (forward-mode AD) vs finite differences")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -437,6 +527,23 @@ def write_report(root: str | Path, out: str | Path | None = None) -> Path:
     index_train_md = format_cliff_index(cliff_index(summary, "tv_train"))
     plot_distance_vs_eps(summary, out_dir / "distance_vs_eps.png")
     plot_sensitivity_vs_entropy(summary, out_dir / "sensitivity_vs_entropy.png")
+    srows = load_sensitivity(root)
+    slope_md = ""
+    if srows:
+        plot_slope_vs_fd(srows, summary, out_dir / "derivative_vs_fd.png")
+        slope_md = f"""
+## Derivative vs finite difference
+
+Slopes of the reward→policy map at ε = 0 from forward-mode AD through training
+(`cliffjax.experiments.sensitivity`; docs/sensitivity.md), mean ± 95% over seeds, next to the
+finite-difference TV/ε at the smallest ε of the same configuration and, with an entropy bonus
+α, the soft-optimal policy's bound ‖δ‖∞/(2α) (a bound for the regularized optimum, a
+reference for the trained policy).
+
+{format_slope_table(srows, summary)}
+
+![derivative vs finite difference](derivative_vs_fd.png)
+"""
     total_wall = sum(_as_float(r.get("job_wall_s")) for r in {r["job"]: r for r in rows}.values())
     report = f"""# Policy-cliff sweep: {root.name}
 
@@ -479,6 +586,7 @@ Cells: mean ± 95% half-width over seeds.
 
 {format_aux_table(rows)}
 
+{slope_md}
 ## Plots
 
 ![distance vs eps](distance_vs_eps.png)

@@ -40,6 +40,9 @@ class OptimConfig:
       b1: Adam first-moment decay.
       b2: Adam second-moment decay.
       eps: Adam epsilon.
+      eps_root: added to Adam's second moment inside the square root. The default 1e-16 keeps
+        forward-mode tangents finite where a gradient is exactly 0 (unused embedding rows:
+        sqrt'(0) is infinite) and rounds away in float32 wherever the moment is above ~1e-9.
       max_grad_norm: clip the global gradient norm to this value (0 disables clipping).
       name: ``"adamw"`` (default) or ``"sgd"`` (plain gradient descent on the same schedule,
         ``b1``/``b2``/``eps``/``weight_decay`` unused: for closed-form checks and theory).
@@ -53,6 +56,7 @@ class OptimConfig:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+    eps_root: float = 1e-16
     max_grad_norm: float = 1.0
     name: str = "adamw"
 
@@ -66,6 +70,7 @@ class OptimConfig:
         _check(0 <= self.b1 < 1, "b1", "in [0, 1)", self.b1)
         _check(0 <= self.b2 < 1, "b2", "in [0, 1)", self.b2)
         _check(self.eps > 0, "eps", "> 0", self.eps)
+        _check(self.eps_root >= 0, "eps_root", ">= 0", self.eps_root)
         _check(self.max_grad_norm >= 0, "max_grad_norm", ">= 0", self.max_grad_norm)
 
 

@@ -71,6 +71,7 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
             b1=cfg.b1,
             b2=cfg.b2,
             eps=cfg.eps,
+            eps_root=cfg.eps_root,
             weight_decay=cfg.weight_decay,
         )
     )

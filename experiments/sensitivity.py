@@ -1,0 +1,238 @@
+"""Sensitivity job: the slope of the reward→policy map by forward-mode AD through training.
+
+    python -m cliffjax.experiments.sensitivity                                   # one job
+    python -m cliffjax.experiments.sensitivity -m algo=grpo,mhpo trainer.rl.entropy_coef=0,0.05
+    python -m cliffjax.experiments.sensitivity sweep.mode=replay                 # fixed data
+
+Same config as the policy-cliff job (``conf/sensitivity.yaml`` extends
+``conf/policy_cliff.yaml``: the ``algo``, ``task``, ``model``, ``trainer`` and ``sweep`` groups
+and their validation). One job
+
+1. builds the job's setup (warm start, fixed training prompts, answer set, δ) exactly as a
+   policy-cliff job does (``cliffjax.experiments.policy_cliff.Setup``);
+2. trains ``sweep.n_seeds`` runs at ε = 0 with the tangent of ε carried through every step
+   (``cliffjax.analysis.sensitivity.make_sensitivity``: ``jax.jvp`` of the in-graph driver,
+   vmapped over seeds), and, for the cost, the same runs without it;
+   with ``sweep.mode=replay`` every seed's run replays the rollouts the seed-0 run recorded,
+   so the derivative is exact for those data (else it is the pathwise derivative given each
+   run's samples, docs/sensitivity.md);
+3. measures per seed the first-order slopes of the final policy on held-out and training
+   prompts: ``tv_slope`` (d TV(π_ε, π_0)/dε at 0), ``kl_curvature``, ``reward_slope``,
+   ``delta_slope_train`` (the tie-breaker shift rate), next to the soft-optimal policy's
+   Lipschitz bound ``‖δ‖∞ / (2α)`` when an entropy bonus α is on (arXiv 2507.20150 Prop. 4.7
+   with γ = 0: a bound for the regularized *optimum*, shown as a reference);
+4. runs the finite-difference sweep over ``sweep.eps`` (``run_sweep``: ``results.jsonl``), so
+   the slope can be read against measured TV(ε);
+5. writes ``sensitivity.jsonl`` (one row per seed), ``sensitivity_summary.json`` (cost: time
+   and compiled memory of the plain and the differentiated runs) and
+   ``derivative_vs_fd.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import DictConfig
+
+from cliffjax.analysis.sensitivity import distribution_slopes, make_sensitivity
+from cliffjax.experiments.cliff_config import (
+    CliffJobConfig,
+    build_cliff_config,
+    register_cliff_configs,
+)
+from cliffjax.experiments.config import ConfigError
+from cliffjax.experiments.policy_cliff import (
+    Setup,
+    _job_dir,
+    _warm_start_dir,
+    record_rollouts,
+    run_sweep,
+    seed_keys,
+)
+from cliffjax.training.rl import make_rl_train
+
+SENSITIVITY_FILE = "sensitivity.jsonl"
+
+
+def _memory_bytes(compiled: Any) -> int | None:
+    try:
+        m = compiled.memory_analysis()
+        return int(m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes)
+    except Exception:  # not every backend reports it
+        return None
+
+
+def lipschitz_bound(setup: Setup, entropy_coef: float) -> float | None:
+    """``‖δ‖∞ / (2α)``: the soft-optimal policy's TV slope bound (None without entropy)."""
+    if entropy_coef <= 0:
+        return None
+    return float(jnp.max(jnp.abs(setup.delta_train))) / (2.0 * entropy_coef)
+
+
+def run_sensitivity(
+    job: CliffJobConfig, out_dir: Path, setup: Setup | None = None
+) -> dict[str, Any]:
+    """The whole job (module docstring); returns ``{"rows", "summary", "sweep"}``."""
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup = setup or Setup(job, _warm_start_dir())
+    exp, sw = job.experiment, job.sweep
+    program, beta = setup.program(exp.algo.name, exp.algo.config)
+    n_s = sw.n_seeds
+    keys = seed_keys(setup, n_s)
+    replay = sw.mode == "replay"
+    records = record_rollouts(setup, program) if replay else None
+
+    # Plain runs of the same seeds (the cost baseline).
+    train = make_rl_train(program)
+
+    def plain_one(key):
+        return train(setup.init_params, key, None, setup.shift(0.0), records)[0]
+
+    plain = jax.jit(jax.vmap(plain_one)).lower(keys).compile()
+    t0 = time.perf_counter()
+    jax.block_until_ready(plain(keys))
+    plain_s = time.perf_counter() - t0
+
+    sens = make_sensitivity(train)
+
+    def sens_one(key):
+        s = sens(setup.init_params, key, 0.0, setup.pert, None, records)
+        return s.params, s.tangent, s.metrics_tangent
+
+    t0 = time.perf_counter()
+    differentiated = jax.jit(jax.vmap(sens_one)).lower(keys).compile()
+    jvp_compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    params, tangent, d_metrics = differentiated(keys)
+    jax.block_until_ready(tangent)
+    jvp_s = time.perf_counter() - t0
+
+    prompts = jnp.concatenate([setup.ep, setup.tp])
+    n_eval = setup.ep.shape[0]
+
+    @jax.jit
+    @jax.vmap
+    def slopes(p, t):
+        return distribution_slopes(setup.graphdef, p, t, prompts, setup.cand, setup.cmask)
+
+    s = slopes(params, tangent)
+    d_eval, d_train = s.d_dist[:, :n_eval, :-1], s.d_dist[:, n_eval:, :-1]
+    out = {
+        "tv_slope": s.tv_slope[:, :n_eval].mean(1),
+        "tv_slope_train": s.tv_slope[:, n_eval:].mean(1),
+        "kl_curvature": s.kl_curvature[:, :n_eval].mean(1),
+        "kl_curvature_train": s.kl_curvature[:, n_eval:].mean(1),
+        "reward_slope": jnp.sum(d_eval * setup.r_eval[None], -1).mean(1),
+        "reward_slope_train": jnp.sum(d_train * setup.r_train[None], -1).mean(1),
+        "delta_slope_train": jnp.sum(d_train * setup.delta_train[None], -1).mean(1),
+        "train_reward_slope": d_metrics["reward_mean"][:, -1],
+    }
+    out = {k: np.asarray(v) for k, v in out.items()}
+    alpha = exp.trainer.rl.entropy_coef
+    bound = lipschitz_bound(setup, alpha)
+    common = {
+        "objective": exp.algo.name,
+        "task": exp.task.name,
+        "entropy_coef": alpha,
+        "kl_beta": beta,
+        "perturbation": sw.perturbation + (" (replay)" if replay else ""),
+        "derivative": "exact for replayed data" if replay else "pathwise given the samples",
+        "lipschitz_bound": bound,
+    }
+    rows = [{**common, "seed": i, **{k: float(v[i]) for k, v in out.items()}} for i in range(n_s)]
+    with (out_dir / SENSITIVITY_FILE).open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+    # Finite differences over sweep.eps (results.jsonl), for the comparison.
+    sweep = run_sweep(job, out_dir, setup) if not replay else None
+    summary = {
+        "objective": exp.algo.name,
+        "n_seeds": n_s,
+        "rl_steps": exp.trainer.rl.steps,
+        "plain_s": plain_s,
+        "jvp_s": jvp_s,
+        "jvp_over_plain": jvp_s / max(plain_s, 1e-9),
+        "jvp_compile_s": jvp_compile_s,
+        "plain_bytes": _memory_bytes(plain),
+        "jvp_bytes": _memory_bytes(differentiated),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    if summary["plain_bytes"] and summary["jvp_bytes"]:
+        summary["jvp_bytes_over_plain"] = summary["jvp_bytes"] / summary["plain_bytes"]
+    (out_dir / "sensitivity_summary.json").write_text(json.dumps(summary, indent=2))
+    if sweep is not None:
+        plot_slope_vs_fd(rows, sweep["rows"], out_dir / "derivative_vs_fd.png")
+    return {"rows": rows, "summary": summary, "sweep": sweep}
+
+
+def plot_slope_vs_fd(srows: list[dict], frows: list[dict], path: Path) -> Path | None:
+    """PNG: measured TV(ε) (mean over seeds, exact, held-out) and the line ``slope·ε``."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps = sorted({r["eps"] for r in frows if r["eps"] > 0})
+    tv = [np.mean([r["tv_exact"] for r in frows if r["eps"] == e]) for e in eps]
+    slope = float(np.mean([r["tv_slope"] for r in srows]))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(eps, tv, "o", label="TV(π_ε, π_0), finite differences (mean over seeds)")
+    grid = np.linspace(0, max(eps), 50)
+    ax.plot(grid, slope * grid, "-", label=f"slope · ε (forward-mode AD: {slope:.3g})")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("TV, held-out prompts")
+    ax.set_ylim(0, max(1.05 * max([*tv, 1e-9]), 1e-3))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{srows[0]['objective']}: derivative vs finite difference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+register_cliff_configs()
+
+
+@hydra.main(config_path="../conf", config_name="sensitivity", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point (``python -m cliffjax.experiments.sensitivity``)."""
+    try:
+        job = build_cliff_config(cfg)
+    except ConfigError as e:
+        print(f"invalid config: {e}", file=sys.stderr)
+        sys.exit(2)
+    out_dir = _job_dir()
+    ws = _warm_start_dir()
+    if ws is not None:
+        jax.config.update("jax_compilation_cache_dir", str(ws.parent / ".jax_cache"))
+    result = run_sensitivity(job, out_dir)
+    s = result["summary"]
+    rows = result["rows"]
+    mean = lambda k: float(np.mean([r[k] for r in rows]))
+    print(
+        f"{rows[0]['objective']}: dTV/dε = {mean('tv_slope'):.4g} (held-out), "
+        f"{mean('tv_slope_train'):.4g} (train); d E_π δ/dε = {mean('delta_slope_train'):.4g}; "
+        f"bound {rows[0]['lipschitz_bound']}"
+    )
+    print(
+        f"cost: differentiated {s['jvp_s']:.2f} s vs plain {s['plain_s']:.2f} s "
+        f"({s['jvp_over_plain']:.2f}x) for {s['n_seeds']} runs"
+    )
+    print(f"results: {out_dir / SENSITIVITY_FILE}")
+
+
+if __name__ == "__main__":
+    main()
