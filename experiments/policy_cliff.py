@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -519,6 +520,8 @@ register_cliff_configs()
 @hydra.main(config_path="../conf", config_name="policy_cliff", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
+    for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the log clean
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         job = build_cliff_config(cfg)
     except ConfigError as e:

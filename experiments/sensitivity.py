@@ -31,6 +31,7 @@ and their validation). One job
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,8 @@ register_cliff_configs()
 @hydra.main(config_path="../conf", config_name="sensitivity", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.sensitivity``)."""
+    for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the log clean
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         job = build_cliff_config(cfg)
     except ConfigError as e:
