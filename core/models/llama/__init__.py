@@ -1,6 +1,6 @@
 """Llama / Qwen2 / Qwen3 decoders loaded from Hugging Face safetensors checkpoints."""
 
-from cliffjax.models.llama.config import LlamaConfig, Llama3RopeScaling, from_hf_config
+from cliffjax.models.llama.config import Llama3RopeScaling, LlamaConfig, from_hf_config
 from cliffjax.models.llama.modeling import LlamaCache, LlamaModel, init_llama_cache
 from cliffjax.models.llama.params import export_hf, load_hf
 

@@ -150,7 +150,11 @@ class LlamaConfig:
 
     def to_hf_config(self) -> dict[str, Any]:
         """A ``config.json`` dict that ``transformers`` reads back as the same architecture."""
-        arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+        arch = {
+            "llama": "LlamaForCausalLM",
+            "qwen2": "Qwen2ForCausalLM",
+            "qwen3": "Qwen3ForCausalLM",
+        }
         rope: dict[str, Any] = {"rope_type": "default", "rope_theta": self.rope_theta}
         if self.rope_scaling is not None:
             rope = {"rope_type": "llama3", "rope_theta": self.rope_theta}
@@ -174,7 +178,9 @@ class LlamaConfig:
             "max_position_embeddings": self.max_position_embeddings,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": (
-                list(self.eos_token_id) if isinstance(self.eos_token_id, tuple) else self.eos_token_id
+                list(self.eos_token_id)
+                if isinstance(self.eos_token_id, tuple)
+                else self.eos_token_id
             ),
             "dtype": self.param_dtype,
         }

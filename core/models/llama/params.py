@@ -173,9 +173,7 @@ def load_hf(
     return Policy(graphdef, params)
 
 
-def export_hf(
-    graphdef: Any, params: Any, out_dir: str, dtype: str | None = None
-) -> dict[str, Any]:
+def export_hf(graphdef: Any, params: Any, out_dir: str, dtype: str | None = None) -> dict[str, Any]:
     """Write ``model.safetensors`` and ``config.json`` that ``transformers`` loads back.
 
     Args:

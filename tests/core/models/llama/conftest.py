@@ -69,7 +69,11 @@ def _build(name: str, root: str):
         # Biases are zero-initialised; make them matter.
         with torch.no_grad():
             for layer in model.model.layers:
-                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                for proj in (
+                    layer.self_attn.q_proj,
+                    layer.self_attn.k_proj,
+                    layer.self_attn.v_proj,
+                ):
                     proj.bias.normal_(0.0, 0.3)
     if name.startswith("qwen3"):
         with torch.no_grad():
