@@ -27,7 +27,7 @@ def test_hf_config_loads_checkpoint(hf_checkpoints):
 
 
 def test_bad_hf_config_fields_are_named(tmp_path):
-    with pytest.raises(ValueError, match="HFModelConfig.dtype"):
+    with pytest.raises(ValueError, match=r"HFModelConfig\.dtype"):
         HFModelConfig(path="x", dtype="int8")
-    with pytest.raises(FileNotFoundError, match="model.path"):
+    with pytest.raises(FileNotFoundError, match=r"model\.path"):
         build_policy(HFModelConfig(path=str(tmp_path / "absent")))
