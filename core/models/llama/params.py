@@ -31,7 +31,7 @@ import struct
 from typing import Any
 
 import jax
-import ml_dtypes
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from safetensors import safe_open
@@ -43,7 +43,7 @@ from cliffjax.models.llama.modeling import LlamaModel
 from cliffjax.models.policy import Policy
 
 _TRANSPOSED = re.compile(r"(_proj/kernel|lm_head/kernel)$")
-_ST_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64}
+_ST_DTYPES = {"BF16": jnp.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64}
 
 
 def hf_name(path: str) -> str:
@@ -109,7 +109,7 @@ def _read_raw(file: str, name: str) -> np.ndarray:
 
 
 def read_tensor(file: str, name: str) -> np.ndarray:
-    """One tensor from a safetensors file as a numpy array (bfloat16 via ``ml_dtypes``)."""
+    """One tensor from a safetensors file as a numpy array (bfloat16 as ``jnp.bfloat16``)."""
     with safe_open(file, framework="numpy") as f:
         if f.get_slice(name).get_dtype() in ("BF16", "bfloat16"):
             return _read_raw(file, name)
@@ -191,11 +191,11 @@ def export_hf(graphdef: Any, params: Any, out_dir: str, dtype: str | None = None
         pstr = path_str(p)
         array = np.asarray(jax.device_get(leaf))
         if dtype is not None:
-            array = array.astype(np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype))
+            array = array.astype(np.dtype(jnp.bfloat16 if dtype == "bfloat16" else dtype))
         if _TRANSPOSED.search(pstr):
             array = array.T
         tensors[hf_name(pstr)] = np.ascontiguousarray(array)
-    if any(a.dtype == ml_dtypes.bfloat16 for a in tensors.values()):
+    if any(a.dtype == jnp.bfloat16 for a in tensors.values()):
         raise ValueError("export_hf: bfloat16 export is not supported; pass dtype='float32'")
     save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     hf = cfg.to_hf_config()
