@@ -42,6 +42,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cliffjax.distributed.mesh import MeshConfig
+from cliffjax.models.build import HFModelConfig
 from cliffjax.models.transformer import TransformerConfig
 from cliffjax.objectives import get_objective, list_objectives
 from cliffjax.tasks.registry import TASKS
@@ -122,7 +123,13 @@ def experiment_schema() -> type:
     ``model``, ``trainer`` and ``mesh`` have one config class each, so their nodes are typed
     here; ``algo`` and ``task`` differ per option and are typed by the option's schema node.
     """
-    model = schema_of(TransformerConfig, TransformerConfig(vocab_size=1), exclude=MODEL_DERIVED)
+    # ``name``/``path`` select a pretrained checkpoint (``model=hf``: conf/model/hf.yaml).
+    model = schema_of(
+        TransformerConfig,
+        TransformerConfig(vocab_size=1),
+        exclude=MODEL_DERIVED,
+        extra=(("name", str, "transformer"), ("path", typing.Optional[str], None)),  # noqa: UP045
+    )
     trainer = schema_of(TrainerConfig)
     mesh = schema_of(MeshConfig)
     return dataclasses.make_dataclass(
@@ -207,7 +214,7 @@ class ExperimentConfig:
     run_dir: str | None
     algo: AlgoChoice
     task: TaskChoice
-    model: TransformerConfig
+    model: TransformerConfig | HFModelConfig
     trainer: TrainerConfig
     mesh: MeshConfig
 
@@ -266,7 +273,16 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"task.name: unknown task {task_name!r}; known: {sorted(TASKS)}")
     task = TaskChoice(task_name, to_dataclass(TASKS[task_name][0], task_raw, "task"))
     vocab = make_task(task).tokenizer.vocab_size
-    model = to_dataclass(TransformerConfig, dict(raw["model"]), "model", vocab_size=vocab)
+    model_raw = dict(raw["model"])
+    model_name, model_path = model_raw.pop("name", "transformer"), model_raw.pop("path", None)
+    if model_name == "hf":
+        fields = {"path": model_path, "dtype": model_raw.get("dtype", "float32")}
+        fields["param_dtype"] = model_raw.get("param_dtype")
+        model = to_dataclass(HFModelConfig, fields, "model")
+    elif model_name == "transformer":
+        model = to_dataclass(TransformerConfig, model_raw, "model", vocab_size=vocab)
+    else:
+        raise ConfigError(f"model.name: expected 'transformer' or 'hf', got {model_name!r}")
     trainer = to_dataclass(TrainerConfig, dict(raw["trainer"]), "trainer")
     mesh = to_dataclass(MeshConfig, dict(raw["mesh"]), "mesh")
     seed = raw.get("seed", 0)
@@ -288,7 +304,7 @@ def _check_consistency(exp: ExperimentConfig) -> None:
     """Cross-field checks that no single dataclass can make."""
     task = make_task(exp.task)
     need = task.prompt_len + task.max_new_tokens
-    if exp.model.max_seq_len < need:
+    if isinstance(exp.model, TransformerConfig) and exp.model.max_seq_len < need:
         raise ConfigError(
             f"model.max_seq_len: must be >= prompt_len + max_new_tokens = {need} for task "
             f"{exp.task.name!r}, got {exp.model.max_seq_len}"

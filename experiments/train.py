@@ -43,7 +43,8 @@ from cliffjax.experiments.config import (
     make_task,
     register_configs,
 )
-from cliffjax.models.policy import make_policy, param_count
+from cliffjax.models.build import build_policy
+from cliffjax.models.policy import param_count
 from cliffjax.objectives import get_objective
 from cliffjax.training.checkpoint import Checkpointer
 from cliffjax.training.evaluation import make_evaluator
@@ -102,7 +103,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     task = make_task(exp.task)
     spec = get_objective(exp.algo.name)
     keys = commit_to_device(_keys(exp.seed))
-    graphdef, params0 = make_policy(exp.model, keys["model"])
+    graphdef, params0 = build_policy(exp.model, keys["model"])
     params0 = commit_to_device(params0)
     layout = make_layout(exp)
     if layout is not None:  # sharded: parameters by the rules, keys replicated

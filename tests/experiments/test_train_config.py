@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from cliffjax.experiments.config import ConfigError, build_config, register_configs
+from cliffjax.models.build import HFModelConfig
 from cliffjax.objectives import get_objective, list_objectives
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -65,10 +66,18 @@ def test_every_task_option_builds(load, task):
 
 @pytest.mark.parametrize(
     "override",
-    [f"model={o}" for o in _options("model")] + [f"trainer={o}" for o in _options("trainer")],
+    [f"model={o}" for o in _options("model") if o != "hf"]
+    + [f"trainer={o}" for o in _options("trainer")],
 )
 def test_every_model_and_trainer_option_builds(load, override):
     build_config(load(override))
+
+
+def test_model_hf_needs_a_path(load, tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.path"):
+        build_config(load("model=hf"))
+    exp = build_config(load("model=hf", f"model.path={tmp_path}", "model.dtype=bfloat16"))
+    assert exp.model == HFModelConfig(str(tmp_path), dtype="bfloat16", param_dtype="float32")
 
 
 def test_overrides_are_typed_and_validated(load):

@@ -1,0 +1,318 @@
+"""The Llama / Qwen2 / Qwen3 decoder in Flax NNX, with a padding-aware KV cache.
+
+    h_0 = E[tokens]
+    h   = h + W_o · Attn(RoPE(n_q(q)), RoPE(n_k(k)), v),  q, k, v = RMSNorm(h) · W_{q,k,v} (+ b)
+    h   = h + W_down · (SiLU(x W_gate) ⊙ x W_up),          x = RMSNorm(h)
+    logits = RMSNorm(h) · W_head   (W_head = E^T when tied; float32)
+
+``n_q, n_k`` are per-head RMSNorms (Qwen3) or the identity. Attention is grouped-query: query
+head ``h`` reads key/value head ``h // (H / H_kv)``. RMSNorm (arXiv:1910.07467, Eq. 4) runs in
+float32; RoPE (arXiv:2104.09864) uses the rotate-half layout with frequencies
+``θ^(-2i/Dh)``, optionally rescaled by ``Llama3RopeScaling``.
+
+Padding convention (left-padded prompts): a token whose position is negative is padding. No
+query attends to it as a key, and RoPE rotates by ``max(position, 0)``. The cache keeps the
+position of every slot (``pos``, -1 when empty or padding), so a query in slot ``i`` sees
+slot ``j`` iff ``j <= i`` and ``pos[b, j] >= 0``.
+
+Parameter paths (``nnx.State``), with the logical axis names stored as ``out_sharding``:
+
+    embed_tokens.embedding                [V, d]          ("vocab", "embed")
+    layers.{i}.input_layernorm.scale      [d]             ("embed",)
+    layers.{i}.attn.q_proj.kernel         [d, H·Dh]       ("embed", "heads")  (+ .bias)
+    layers.{i}.attn.k_proj.kernel         [d, H_kv·Dh]    ("embed", "kv_heads") (+ .bias)
+    layers.{i}.attn.v_proj.kernel         [d, H_kv·Dh]    ("embed", "kv_heads") (+ .bias)
+    layers.{i}.attn.o_proj.kernel         [H·Dh, d]       ("heads", "embed")  (+ .bias)
+    layers.{i}.attn.q_norm.scale          [Dh]            ("head_dim",)       (Qwen3)
+    layers.{i}.attn.k_norm.scale          [Dh]            ("head_dim",)       (Qwen3)
+    layers.{i}.post_attention_layernorm.scale [d]         ("embed",)
+    layers.{i}.mlp.gate_proj.kernel       [d, F]          ("embed", "mlp")
+    layers.{i}.mlp.up_proj.kernel         [d, F]          ("embed", "mlp")
+    layers.{i}.mlp.down_proj.kernel       [F, d]          ("mlp", "embed")
+    norm.scale                            [d]             ("embed",)
+    lm_head.kernel                        [d, V]          ("embed", "vocab")  (untied only)
+
+These names match ``cliffjax.distributed.partition.TRANSFORMER_RULES`` (column-parallel
+q/k/v/gate/up, row-parallel o/down, vocabulary-parallel embedding and head).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from cliffjax.models.llama.config import LlamaConfig
+
+Array = jax.Array
+
+
+class LlamaCache(NamedTuple):
+    """Fixed-size KV cache with per-slot positions.
+
+    Attributes:
+      k: one ``[B, T, H_kv, Dh]`` array per layer (keys after RoPE).
+      v: same shapes as ``k``.
+      pos: ``[B, T]`` int32 position of the token in each slot; -1 for empty or padding slots.
+      index: int32 scalar; the next call writes its ``S`` tokens at slots ``[index, index+S)``.
+    """
+
+    k: tuple[Array, ...]
+    v: tuple[Array, ...]
+    pos: Array
+    index: Array
+
+
+def init_llama_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> LlamaCache:
+    """An empty cache: zero keys/values, ``pos = -1`` everywhere, ``index = 0``."""
+    dtype = jnp.dtype(cfg.dtype if dtype is None else dtype)
+    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    layers = range(cfg.num_hidden_layers)
+    return LlamaCache(
+        k=tuple(jnp.zeros(shape, dtype) for _ in layers),
+        v=tuple(jnp.zeros(shape, dtype) for _ in layers),
+        pos=jnp.full((batch, max_len), -1, jnp.int32),
+        index=jnp.zeros((), jnp.int32),
+    )
+
+
+def rope_inv_freq(cfg: LlamaConfig) -> np.ndarray:
+    """``[Dh/2]`` float32 RoPE frequencies ``θ^(-2i/Dh)``, Llama-3 scaled when configured."""
+    dh = cfg.head_dim
+    inv = 1.0 / (cfg.rope_theta ** (np.arange(0, dh, 2, dtype=np.float64) / dh))
+    rs = cfg.rope_scaling
+    if rs is not None:
+        old = rs.original_max_position_embeddings
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > old / rs.low_freq_factor, inv / rs.factor, inv)
+        smooth = (old / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor)
+        smoothed = (1 - smooth) * scaled / rs.factor + smooth * scaled
+        medium = (wavelen >= old / rs.high_freq_factor) & (wavelen <= old / rs.low_freq_factor)
+        inv = np.where(medium, smoothed, scaled)
+    return inv.astype(np.float32)
+
+
+def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
+    """Rotate ``x [B, S, H, Dh]`` by angles ``max(pos, 0) · inv_freq`` (rotate-half layout)."""
+    pos = jnp.maximum(positions, 0).astype(jnp.float32)
+    angles = pos[:, :, None] * jnp.asarray(inv_freq)[None, None, :]  # [B, S, Dh/2]
+    cos = jnp.cos(angles)[:, :, None, :]
+    sin = jnp.sin(angles)[:, :, None, :]
+    half = x.shape[-1] // 2
+    x32 = x.astype(jnp.float32)
+    x1, x2 = x32[..., :half], x32[..., half:]
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
+
+
+def _param(shape: tuple[int, ...], dtype, axes: tuple, value: float = 0.0) -> nnx.Param:
+    return nnx.Param(jnp.full(shape, value, dtype), out_sharding=axes)
+
+
+class RMSNorm(nnx.Module):
+    """``y = x / sqrt(mean(x²) + eps) · scale``, in float32, cast back to ``x.dtype``."""
+
+    def __init__(self, dim: int, eps: float, param_dtype, axis: str) -> None:
+        self.eps = eps
+        self.scale = _param((dim,), param_dtype, (axis,), 1.0)
+
+    def __call__(self, x: Array) -> Array:
+        x32 = x.astype(jnp.float32)
+        inv = jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        scale = self.scale[...].astype(jnp.float32).reshape((1,) * (x.ndim - 1) + (-1,))
+        return (x32 * inv * scale).astype(x.dtype)
+
+
+class Linear(nnx.Module):
+    """``y = x · kernel (+ bias)``; ``kernel [d_in, d_out]`` (the transpose of torch's weight)."""
+
+    def __init__(self, d_in: int, d_out: int, bias: bool, param_dtype, axes: tuple, dtype) -> None:
+        self.dtype = dtype
+        self.kernel = _param((d_in, d_out), param_dtype, axes)
+        self.bias = _param((d_out,), param_dtype, (axes[1],)) if bias else None
+
+    def __call__(self, x: Array) -> Array:
+        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        if self.bias is not None:
+            y = y + self.bias[...].astype(self.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
+        return y
+
+
+class Attention(nnx.Module):
+    """Grouped-query causal self-attention with optional q/k norms and a padding-aware cache."""
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        d, h, hkv, dh = (
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        )
+        pdt, dt = jnp.dtype(cfg.param_dtype), jnp.dtype(cfg.dtype)
+        self.n_heads, self.n_kv, self.head_dim, self.dtype = h, hkv, dh, dt
+        self.inv_freq = tuple(float(f) for f in rope_inv_freq(cfg))
+        self.q_proj = Linear(d, h * dh, cfg.qkv_bias, pdt, ("embed", "heads"), dt)
+        self.k_proj = Linear(d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt)
+        self.v_proj = Linear(d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt)
+        self.o_proj = Linear(h * dh, d, cfg.o_bias, pdt, ("heads", "embed"), dt)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(dh, cfg.rms_norm_eps, pdt, "head_dim")
+            self.k_norm = RMSNorm(dh, cfg.rms_norm_eps, pdt, "head_dim")
+        else:
+            self.q_norm = self.k_norm = None
+
+    def __call__(
+        self,
+        x: Array,
+        positions: Array,
+        layer_kv: tuple[Array, Array] | None,
+        key_pos: Array,
+        start: Array,
+    ) -> tuple[Array, tuple[Array, Array] | None]:
+        """``x [B, S, d]`` -> ``[B, S, d]``; ``key_pos [B, T]`` are the positions of the keys
+        (the cache's ``pos`` after writing this chunk, or ``positions`` with no cache)."""
+        b, s, _ = x.shape
+        q = self.q_proj(x).reshape(b, s, self.n_heads, self.head_dim)
+        k = self.k_proj(x).reshape(b, s, self.n_kv, self.head_dim)
+        v = self.v_proj(x).reshape(b, s, self.n_kv, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        inv_freq = np.asarray(self.inv_freq, np.float32)
+        q = apply_rope(q, positions, inv_freq)
+        k = apply_rope(k, positions, inv_freq)
+        if layer_kv is None:
+            keys, values, new_kv = k, v, None
+        else:
+            kc, vc = layer_kv
+            keys = jax.lax.dynamic_update_slice(kc, k.astype(kc.dtype), (0, start, 0, 0))
+            values = jax.lax.dynamic_update_slice(vc, v.astype(vc.dtype), (0, start, 0, 0))
+            new_kv = (keys, values)
+            keys, values = keys.astype(self.dtype), values.astype(self.dtype)
+        t = keys.shape[1]
+        q_slot = start + jnp.arange(s, dtype=jnp.int32)
+        causal = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
+        allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S, T]
+        groups = self.n_heads // self.n_kv
+        qg = q.reshape(b, s, self.n_kv, groups, self.head_dim)
+        scores = jnp.einsum(
+            "bsngk,btnk->bngst", qg, keys, preferred_element_type=jnp.float32
+        ) / math.sqrt(self.head_dim)
+        scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+        ctx = jnp.einsum("bngst,btnk->bsngk", probs, values)
+        return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), new_kv
+
+
+class MLP(nnx.Module):
+    """SwiGLU (arXiv:2002.05202, Eq. 6): ``down(SiLU(gate(x)) ⊙ up(x))``, no biases."""
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        d, f = cfg.hidden_size, cfg.intermediate_size
+        pdt, dt = jnp.dtype(cfg.param_dtype), jnp.dtype(cfg.dtype)
+        self.gate_proj = Linear(d, f, False, pdt, ("embed", "mlp"), dt)
+        self.up_proj = Linear(d, f, False, pdt, ("embed", "mlp"), dt)
+        self.down_proj = Linear(f, d, False, pdt, ("mlp", "embed"), dt)
+
+    def __call__(self, x: Array) -> Array:
+        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nnx.Module):
+    """Pre-norm block: ``h += Attn(RMSNorm(h)); h += MLP(RMSNorm(h))``."""
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        pdt = jnp.dtype(cfg.param_dtype)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pdt, "embed")
+        self.attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pdt, "embed")
+        self.mlp = MLP(cfg)
+
+    def __call__(self, h, positions, layer_kv, key_pos, start):
+        a, new_kv = self.attn(self.input_layernorm(h), positions, layer_kv, key_pos, start)
+        h = h + a
+        return h + self.mlp(self.post_attention_layernorm(h)), new_kv
+
+
+class Embed(nnx.Module):
+    """Token embedding table ``embedding [V, d]``."""
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        self.embedding = _param(
+            (cfg.vocab_size, cfg.hidden_size), jnp.dtype(cfg.param_dtype), ("vocab", "embed")
+        )
+
+
+class LmHead(nnx.Module):
+    """Untied output projection ``kernel [d, V]``."""
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        self.kernel = _param(
+            (cfg.hidden_size, cfg.vocab_size), jnp.dtype(cfg.param_dtype), ("embed", "vocab")
+        )
+
+
+class LlamaModel(nnx.Module):
+    """Decoder-only LM; ``model(tokens, positions, cache) -> (logits f32, cache)``.
+
+    Built with zero parameters (norm scales one); the values come from a checkpoint
+    (``cliffjax.models.llama.params.load_hf``) or ``init_random``.
+    """
+
+    def __init__(self, cfg: LlamaConfig) -> None:
+        self.config = cfg
+        self.embed_tokens = Embed(cfg)
+        self.layers = nnx.List([DecoderLayer(cfg) for _ in range(cfg.num_hidden_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, jnp.dtype(cfg.param_dtype), "embed")
+        self.lm_head = None if cfg.tie_word_embeddings else LmHead(cfg)
+
+    def init_cache(self, batch: int, max_len: int, dtype=None) -> LlamaCache:
+        """An empty ``LlamaCache`` (see ``init_llama_cache``)."""
+        return init_llama_cache(self.config, batch, max_len, dtype)
+
+    def __call__(
+        self, tokens: Array, positions: Array, cache: LlamaCache | None = None
+    ) -> tuple[Array, LlamaCache | None]:
+        """Next-token logits.
+
+        Args:
+          tokens: ``[B, S]`` int32.
+          positions: ``[B, S]`` int32; negative marks padding (never attended to).
+          cache: None (plain causal pass) or a ``LlamaCache``: the chunk is written to slots
+            ``[index, index + S)`` (keys, values and positions) and attends to the cache.
+        Returns:
+          ``(logits [B, S, V] float32, updated cache or None)``.
+        """
+        if tokens.ndim != 2 or positions.shape != tokens.shape:
+            raise ValueError(
+                f"tokens and positions must both be [B, S]; got {tokens.shape} and {positions.shape}"
+            )
+        cfg = self.config
+        dtype = jnp.dtype(cfg.dtype)
+        positions = positions.astype(jnp.int32)
+        table = self.embed_tokens.embedding[...]
+        h = jnp.take(table, tokens, axis=0).astype(dtype)
+        if cache is None:
+            start = jnp.zeros((), jnp.int32)
+            key_pos = positions
+        else:
+            start = cache.index
+            key_pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, start))
+        new_k, new_v = [], []
+        for i, layer in enumerate(self.layers):
+            layer_kv = None if cache is None else (cache.k[i], cache.v[i])
+            h, kv = layer(h, positions, layer_kv, key_pos, start)
+            if kv is not None:
+                new_k.append(kv[0])
+                new_v.append(kv[1])
+        h = self.norm(h)
+        head = table.T if self.lm_head is None else self.lm_head.kernel[...]
+        logits = jnp.einsum(
+            "bsd,dv->bsv", h, head.astype(dtype), preferred_element_type=jnp.float32
+        )
+        if cache is None:
+            return logits, None
+        return logits, LlamaCache(tuple(new_k), tuple(new_v), key_pos, start + tokens.shape[1])
