@@ -514,12 +514,11 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-register_cliff_configs()
-
-
-@hydra.main(config_path="../conf", config_name="policy_cliff", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
+def start_job(cfg: DictConfig) -> tuple[CliffJobConfig, Path]:
+    """What every job app does first: quiet library logs, validate the config (exit 2 with
+    one message if it is invalid), find the job directory, and in a multirun share compiled
+    programs between the jobs through JAX's persistent cache (evaluation, and training when
+    only data such as δ differs, compile identically)."""
     for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the log clean
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
@@ -527,12 +526,19 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         print(f"invalid config: {e}", file=sys.stderr)
         sys.exit(2)
-    out_dir = _job_dir()
     ws = _warm_start_dir()
     if ws is not None:
-        # Jobs of a multirun share compiled programs that are identical (evaluation, and
-        # training when only data such as δ differs) through JAX's persistent cache.
         jax.config.update("jax_compilation_cache_dir", str(ws.parent / ".jax_cache"))
+    return job, _job_dir()
+
+
+register_cliff_configs()
+
+
+@hydra.main(config_path="../conf", config_name="policy_cliff", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
+    job, out_dir = start_job(cfg)
     result = run_replay(job, out_dir) if job.sweep.mode == "replay" else run_sweep(job, out_dir)
     s = result["summary"]
     print(format_rows(result["rows"]))

@@ -31,8 +31,6 @@ and their validation). One job
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,19 +42,18 @@ import numpy as np
 from omegaconf import DictConfig
 
 from cliffjax.analysis.sensitivity import distribution_slopes, make_sensitivity
+from cliffjax.experiments import report
 from cliffjax.experiments.cliff_config import (
     CliffJobConfig,
-    build_cliff_config,
     register_cliff_configs,
 )
-from cliffjax.experiments.config import ConfigError
 from cliffjax.experiments.policy_cliff import (
     Setup,
-    _job_dir,
     _warm_start_dir,
     record_rollouts,
     run_sweep,
     seed_keys,
+    start_job,
 )
 from cliffjax.training.rl import make_rl_train
 
@@ -172,36 +169,10 @@ def run_sensitivity(
         summary["jvp_bytes_over_plain"] = summary["jvp_bytes"] / summary["plain_bytes"]
     (out_dir / "sensitivity_summary.json").write_text(json.dumps(summary, indent=2))
     if sweep is not None:
-        plot_slope_vs_fd(rows, sweep["rows"], out_dir / "derivative_vs_fd.png")
+        report.plot_slope_vs_fd(
+            rows, report.summarize(sweep["rows"]), out_dir / "derivative_vs_fd.png"
+        )
     return {"rows": rows, "summary": summary, "sweep": sweep}
-
-
-def plot_slope_vs_fd(srows: list[dict], frows: list[dict], path: Path) -> Path | None:
-    """PNG: measured TV(ε) (mean over seeds, exact, held-out) and the line ``slope·ε``."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    eps = sorted({r["eps"] for r in frows if r["eps"] > 0})
-    tv = [np.mean([r["tv_exact"] for r in frows if r["eps"] == e]) for e in eps]
-    slope = float(np.mean([r["tv_slope"] for r in srows]))
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(eps, tv, "o", label="TV(π_ε, π_0), finite differences (mean over seeds)")
-    grid = np.linspace(0, max(eps), 50)
-    ax.plot(grid, slope * grid, "-", label=f"slope · ε (forward-mode AD: {slope:.3g})")
-    ax.set_xlabel("ε")
-    ax.set_ylabel("TV, held-out prompts")
-    ax.set_ylim(0, max(1.05 * max([*tv, 1e-9]), 1e-3))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{srows[0]['objective']}: derivative vs finite difference")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 register_cliff_configs()
@@ -210,17 +181,7 @@ register_cliff_configs()
 @hydra.main(config_path="../conf", config_name="sensitivity", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.sensitivity``)."""
-    for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the log clean
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        job = build_cliff_config(cfg)
-    except ConfigError as e:
-        print(f"invalid config: {e}", file=sys.stderr)
-        sys.exit(2)
-    out_dir = _job_dir()
-    ws = _warm_start_dir()
-    if ws is not None:
-        jax.config.update("jax_compilation_cache_dir", str(ws.parent / ".jax_cache"))
+    job, out_dir = start_job(cfg)
     result = run_sensitivity(job, out_dir)
     s = result["summary"]
     rows = result["rows"]

@@ -23,7 +23,26 @@ from cliffjax.tasks.base import Meta, Task
 Array = jax.Array
 
 
-class FixedPrompts:
+class _Wrapper:
+    """Copies the wrapped task's static attributes and delegates what a wrapper keeps."""
+
+    def __init__(self, task: Task) -> None:
+        self.base = task
+        self.name = task.name
+        self.tokenizer = task.tokenizer
+        self.prompt_len = task.prompt_len
+        self.max_new_tokens = task.max_new_tokens
+        self.answer_digits = task.answer_digits
+        self.has_flawed_teacher = task.has_flawed_teacher
+
+    def eval_set(self) -> tuple[Array, Meta]:
+        return self.base.eval_set()
+
+    def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
+        return self.base.sft_batch(key, n)
+
+
+class FixedPrompts(_Wrapper):
     """``task`` with its training prompts drawn from a fixed set ``prompts [M, P]``.
 
     ``train_prompts(key, n)`` returns all ``M`` prompts in order when ``n == M`` and ``n``
@@ -38,15 +57,9 @@ class FixedPrompts:
             raise ValueError(
                 f"FixedPrompts.prompts must be [M, {task.prompt_len}], got {prompts.shape}"
             )
-        self.base = task
+        super().__init__(task)
         self.prompts = jnp.asarray(prompts, jnp.int32)
         self.meta = dict(meta)
-        self.name = task.name
-        self.tokenizer = task.tokenizer
-        self.prompt_len = task.prompt_len
-        self.max_new_tokens = task.max_new_tokens
-        self.answer_digits = task.answer_digits
-        self.has_flawed_teacher = task.has_flawed_teacher
 
     @property
     def size(self) -> int:
@@ -72,23 +85,17 @@ class FixedPrompts:
         k = self.size if n <= 0 else min(n, self.size)
         return self.prompts[:k], {kk: v[:k] for kk, v in self.meta.items()}
 
-    def eval_set(self) -> tuple[Array, Meta]:
-        return self.base.eval_set()
-
     def reward(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> tuple[Array, dict[str, Array]]:
         base_meta = {k: v for k, v in meta.items() if k != "prompt_idx"}
         return self.base.reward(completions, completion_mask, base_meta)
 
-    def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
-        return self.base.sft_batch(key, n)
-
 
 HostRewardFn = Callable[[list[str], np.ndarray, Mapping[str, np.ndarray]], Mapping[str, Any]]
 
 
-class HostReward:
+class HostReward(_Wrapper):
     """``task`` with its reward computed on the host by ``fn`` on decoded completions.
 
     ``fn(texts, finished, meta) -> {component: [B] numbers}``: ``texts`` are the completions
@@ -118,28 +125,16 @@ class HostReward:
             raise ValueError(
                 f"HostReward.weights must give one weight per component {components}, got {weights}"
             )
-        self.base = task
+        super().__init__(task)
         self.fn = fn
         self.components = tuple(components)
         self.weights = weights
-        self.name = task.name
-        self.tokenizer = task.tokenizer
-        self.prompt_len = task.prompt_len
-        self.max_new_tokens = task.max_new_tokens
-        self.answer_digits = task.answer_digits
-        self.has_flawed_teacher = task.has_flawed_teacher
 
     def train_prompts(self, key: Array, n: int) -> tuple[Array, Meta]:
         return self.base.train_prompts(key, n)
 
     def train_prompt_set(self, key: Array, n: int) -> tuple[Array, Meta]:
         return self.base.train_prompt_set(key, n)
-
-    def eval_set(self) -> tuple[Array, Meta]:
-        return self.base.eval_set()
-
-    def sft_batch(self, key: Array, n: int) -> tuple[Array, Array]:
-        return self.base.sft_batch(key, n)
 
     def _host(self, completions: np.ndarray, meta: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tok = self.tokenizer
