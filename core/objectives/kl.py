@@ -19,6 +19,11 @@ that log-ratios of ±50 stay finite) and ``r = π_θ/π_old``:
 
 ``logp_ref`` and ``logp_old`` are constants (``stop_gradient``). Outputs are not masked;
 objectives mask them.
+
+Dtype: the terms are computed in at least float32 (``promote_types(dtype, float32)``), so
+float16/bfloat16 inputs are upcast first and the result is float32 (float64 stays float64).
+In float16, ``e^20`` would overflow; the ±``clamp`` promise of finite values holds only
+because of the upcast.
 """
 
 from __future__ import annotations
@@ -61,9 +66,14 @@ def kl_divergence(
       estimator: ``"k1" | "k2" | "k3" | "k3_ratio"``.
       logp_old: ``[B, T]`` log π_old, required by ``k3_ratio`` (constant).
       clamp: bound on ``|d|`` and on the log-ratio before ``exp`` (tunix/verl use 20).
+
+    Returns:
+      ``[B, T]`` in ``promote_types(logp.dtype, float32)`` (float32 for f16/bf16 inputs).
     """
     check_estimator(estimator, "estimator")
-    ref = jax.lax.stop_gradient(logp_ref)
+    dt = jnp.promote_types(jnp.result_type(logp), jnp.float32)
+    logp = jnp.asarray(logp).astype(dt)
+    ref = jax.lax.stop_gradient(jnp.asarray(logp_ref).astype(dt))
     d = jnp.clip(ref - logp, -clamp, clamp)
     if estimator == "k1":
         return -d
@@ -74,5 +84,6 @@ def kl_divergence(
         return k3
     if logp_old is None:
         raise ValueError("estimator 'k3_ratio' needs logp_old")
-    log_ratio = jnp.clip(logp - jax.lax.stop_gradient(logp_old), -clamp, clamp)
+    old = jax.lax.stop_gradient(jnp.asarray(logp_old).astype(dt))
+    log_ratio = jnp.clip(logp - old, -clamp, clamp)
     return jnp.exp(log_ratio) * k3

@@ -64,3 +64,26 @@ def test_extreme_log_ratio_is_finite():
     for est in KL_ESTIMATORS:
         v = kl_divergence(lp, ref, est, lp)
         assert np.all(np.isfinite(np.asarray(v))), est
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("estimator", KL_ESTIMATORS)
+def test_half_precision_inputs_compute_in_float32(dtype, estimator):
+    """f16/bf16 inputs: finite float32 output equal to the float32 computation on the same
+    (rounded) values; k3 of d = 12 overflows in float16 without the upcast."""
+    lp = jnp.array([[0.0, -1.5, -3.0, 2.0]], dtype)
+    ref = jnp.array([[12.0, -0.5, -13.0, 2.5]], dtype)
+    old = jnp.array([[-0.5, -1.0, -2.0, 1.0]], dtype)
+    out = kl_divergence(lp, ref, estimator, old)
+    want = kl_divergence(
+        lp.astype(jnp.float32), ref.astype(jnp.float32), estimator, old.astype(jnp.float32)
+    )
+    assert out.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(out)))
+    assert bool(jnp.array_equal(out, want))
+
+
+def test_k3_float16_large_gap_is_finite():
+    out = kl_divergence(jnp.zeros((1, 1), jnp.float16), jnp.full((1, 1), 12.0, jnp.float16), "k3")
+    assert out.dtype == jnp.float32
+    assert float(out[0, 0]) == pytest.approx(np.expm1(12.0) - 12.0, rel=1e-6)
