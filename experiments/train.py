@@ -54,6 +54,7 @@ from cliffjax.training.metrics import MetricsWriter, read_metrics, to_host, trun
 from cliffjax.training.preference import make_preference_step_fn, preference_optimizer
 from cliffjax.training.program import RLProgram
 from cliffjax.training.rl import make_rl_step_fn
+from cliffjax.training.run_dir import RunDirError, prepare_run_dir
 from cliffjax.training.sft import make_sft_step_fn, sft_optimizer
 from cliffjax.training.state import commit_to_device, init_state
 
@@ -98,8 +99,16 @@ def make_layout(exp: ExperimentConfig) -> Layout | None:
 def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     """Run the whole job in ``run_dir``; raises ``NonFiniteError`` from the guard."""
     t_start = time.perf_counter()
-    os.makedirs(run_dir, exist_ok=True)
     cfg = exp.trainer
+    prepare_run_dir(
+        run_dir,
+        experiment_to_dict(exp),
+        resume=cfg.resume,
+        overwrite=cfg.overwrite,
+        resume_allow=cfg.resume_allow,
+        write=is_main_process(),
+    )
+    os.makedirs(run_dir, exist_ok=True)
     task = make_task(exp.task)
     spec = get_objective(exp.algo.name)
     keys = commit_to_device(_keys(exp.seed))
@@ -110,11 +119,6 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
         params0 = layout.place(params0)
         keys = layout.place(keys, "replicated")
     evaluate = make_evaluator(graphdef, task, layout=layout)
-    # With several processes every one computes; process 0 alone writes files.
-    if is_main_process():
-        with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as fh:
-            fh.write(OmegaConf.to_yaml(OmegaConf.create(experiment_to_dict(exp))))
-
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), cfg.checkpoint.keep)
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     latest = ckpt.latest_step() if cfg.resume else None
@@ -364,6 +368,9 @@ def main(cfg: DictConfig) -> None:
     run_dir = exp.run_dir or HydraConfig.get().runtime.output_dir
     try:
         result = run(exp, run_dir)
+    except RunDirError as e:
+        print(f"invalid run directory: {e}", file=sys.stderr)
+        sys.exit(2)
     except NonFiniteError as e:
         print(f"stopped: {e}", file=sys.stderr)
         sys.exit(1)

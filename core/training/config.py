@@ -243,7 +243,10 @@ class TrainerConfig:
       eval_every: evaluate held-out greedy accuracy every this many steps (0 = start/end only).
       kl_every: score the reference policy for the KL metric every this many steps when the
         objective has no KL term (0 = never; with a KL term it is scored every step).
-      resume: resume from the latest checkpoint in ``run_dir``.
+      resume: resume from the latest checkpoint in ``run_dir`` (the directory must hold a run).
+      overwrite: on a fresh start, delete what a non-empty ``run_dir`` holds first.
+      resume_allow: dotted config fields (or prefixes) a resume may change on purpose, e.g.
+        ``[trainer.rl.steps]``; each change is recorded in ``manifest.json``.
       progress: show a tqdm progress bar.
       nan_at_step: test hook: poison the advantages with NaN at this RL step (-1 = off).
     """
@@ -255,6 +258,8 @@ class TrainerConfig:
     eval_every: int = 100
     kl_every: int = 25
     resume: bool = False
+    overwrite: bool = False
+    resume_allow: tuple[str, ...] = ()
     progress: bool = True
     nan_at_step: int = -1
 

@@ -117,7 +117,11 @@ def test_planted_nan_stops_and_keeps_last_good_checkpoint(base_run, tmp_path):
     run_dir, _ = base_run
     resumed = _copy_truncated(run_dir, str(tmp_path / "nan"), SFT_STEPS + 10)
     cfg = _config(
-        *BASE, "trainer.resume=true", "trainer.checkpoint.every=1", "trainer.nan_at_step=14"
+        *BASE,
+        "trainer.resume=true",
+        "trainer.checkpoint.every=1",
+        "trainer.nan_at_step=14",
+        "trainer.resume_allow=[trainer.nan_at_step]",
     )
     with pytest.raises(NonFiniteError) as e:
         run(cfg, resumed)
@@ -136,6 +140,7 @@ def test_preference_run_from_own_samples(base_run, tmp_path):
         *BASE,
         "algo=rpo",
         "trainer.resume=true",
+        "trainer.resume_allow=[algo,trainer.preference]",
         "trainer.preference.steps=3",
         "trainer.preference.prompts_per_step=8",
         "trainer.preference.group_size=4",
