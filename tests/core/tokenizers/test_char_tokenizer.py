@@ -24,7 +24,7 @@ def test_decode_skip_special_and_stop_at_eos():
     assert t.decode(ids) == "12"
     assert t.decode(ids, stop_at_eos=False) == "123"
     assert t.decode(ids, skip_special=False, stop_at_eos=False) == "12<pad><eos>3"
-    rows = np.asarray([[*ids, 0], [*t.encode("45+6"), t.eos_id, 0, 0]])
+    rows = np.asarray([[*ids, 0, 0], [*t.encode("45+6"), t.eos_id, 0, 0]])
     assert t.decode_batch(rows) == ["12", "45+6"]
 
 
