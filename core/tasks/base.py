@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cliffjax.sampling.sampler import SamplingConfig
-from cliffjax.tasks.tokenizer import CharTokenizer
+from cliffjax.tokenizers import CharTokenizer, Tokenizer
 
 Array = jax.Array
 Meta = dict[str, Array]
@@ -43,7 +43,7 @@ class Task(Protocol):
     """What the trainer, the sampler and ``evaluate`` need from a task."""
 
     name: str
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer  # the synthetic tasks use CharTokenizer (digit ids are arithmetic)
     prompt_len: int
     max_new_tokens: int
     answer_digits: int  # digits of the longest correct answer (the answer set of analyses)
