@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,8 @@ class TextTaskConfig:
       rewards: the reward components (name, verifier, weight).
       verifier_timeout_s: limit on one verifier call (``None``: none).
       split_seed: seed of the train/eval split.
+      tokenizer: a directory with ``tokenizer.json`` (Hydra default: ``model.path``, the
+        checkpoint's own tokenizer); unused when a tokenizer object is passed to the task.
     """
 
     path: str
@@ -85,8 +88,22 @@ class TextTaskConfig:
     rewards: tuple[RewardComponent, ...] = GSM8K_REWARDS
     verifier_timeout_s: float | None = 10.0
     split_seed: int = 0
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
+        # Hydra gives the components as dicts: {name, verifier, weight}.
+        comps = []
+        for i, c in enumerate(self.rewards):
+            if isinstance(c, RewardComponent):
+                comps.append(c)
+                continue
+            if not isinstance(c, Mapping):
+                raise ValueError(f"task.rewards[{i}] must be {{name, verifier, weight}}, got {c!r}")
+            try:
+                comps.append(RewardComponent(**dict(c)))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"task.rewards[{i}]: {e}") from None
+        object.__setattr__(self, "rewards", tuple(comps))
         if not self.path:
             raise ValueError("task.path must name a .jsonl or .parquet file")
         for name in ("max_prompt_tokens", "max_new_tokens"):
@@ -132,7 +149,16 @@ class TextTask:
     answer_digits = 0
     has_flawed_teacher = False
 
-    def __init__(self, config: TextTaskConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, config: TextTaskConfig, tokenizer: Tokenizer | None = None) -> None:
+        if tokenizer is None:
+            if not config.tokenizer:
+                raise ValueError(
+                    "task.tokenizer: a directory with tokenizer.json is needed (with model=hf "
+                    "it defaults to model.path)"
+                )
+            from cliffjax.tokenizers import HFTokenizer
+
+            tokenizer = HFTokenizer.from_dir(config.tokenizer)
         self.config = config
         self.tokenizer = tokenizer
         self.max_new_tokens = config.max_new_tokens
