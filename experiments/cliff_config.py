@@ -23,6 +23,7 @@ from cliffjax.experiments.config import (
     ConfigError,
     ExperimentConfig,
     build_config,
+    check_finite_numbers,
     experiment_schema,
     make_task,
     register_configs,
@@ -155,6 +156,7 @@ def build_cliff_config(cfg: DictConfig | dict[str, Any]) -> CliffJobConfig:
     """Validate a composed config; :class:`ConfigError` names the field of a bad value."""
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     sweep_raw = dict(raw.pop("sweep", {}) or {})
+    check_finite_numbers(sweep_raw, "sweep")
     exp = build_config(raw)
     sweep = to_dataclass(CliffConfig, sweep_raw, "sweep")
     if get_objective(exp.algo.name).kind != "policy":

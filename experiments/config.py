@@ -17,9 +17,12 @@ How a bad value fails, before any compute:
 1. At composition, the structured schema types every field: an unknown key
    (``trainer.rl.stepz=3``) or a wrong type (``trainer.rl.steps=abc``) stops Hydra with the
    full key in the message.
-2. :func:`build_config` then turns the composed ``DictConfig`` into the frozen dataclasses; each
-   ``__post_init__`` check raises :class:`ConfigError` prefixed with the field's path
-   (``trainer.rl.minibatches: minibatches must be ...``).
+2. :func:`build_config` refuses NaN and ±inf anywhere (:func:`check_finite_numbers`) and
+   unknown top-level keys, then turns the composed ``DictConfig`` into the frozen dataclasses;
+   each ``__post_init__`` check raises :class:`ConfigError` prefixed with the field's path
+   (``trainer.rl.minibatches: minibatches must be ...``), and cross-field checks follow
+   (a group of one with a group-normalized advantage, a reward-side KL estimator as a loss).
+3. The apps exit with status 2 and one line for all of these (``cliffjax.experiments.app``).
 
 The schema nodes are generated (:func:`schema_of`) from the same dataclasses the code uses, so
 defaults and docs live in one place. ``model``, ``trainer`` and ``mesh`` are typed in the
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -45,6 +49,7 @@ from cliffjax.distributed.mesh import MeshConfig
 from cliffjax.models.build import HFModelConfig
 from cliffjax.models.transformer import TransformerConfig
 from cliffjax.objectives import get_objective, list_objectives
+from cliffjax.objectives.kl import KL_USAGE
 from cliffjax.tasks.registry import TASKS
 from cliffjax.tasks.registry import make_task as make_task_from_config
 from cliffjax.training.config import TrainerConfig
@@ -260,6 +265,11 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     """
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     raw = {k: v for k, v in raw.items() if k != "hydra"}
+    check_finite_numbers(raw)
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown top-level key (known: {sorted(known)})")
     algo_raw = dict(raw["algo"])
     algo_name = algo_raw.pop("name")
     try:
@@ -293,6 +303,22 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     return exp
 
 
+def check_finite_numbers(tree: Any, path: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first field (or list element) holding NaN or ±inf.
+
+    No field of any config means "infinite" (0 or ``null`` switch things off), and a NaN or inf
+    learning rate, weight or clip range would only surface as a non-finite loss mid-run.
+    """
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            check_finite_numbers(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            check_finite_numbers(v, f"{path}[{i}]")
+    elif isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(f"{path}: must be a finite number, got {tree}")
+
+
 @functools.lru_cache(maxsize=16)
 def make_task(choice: TaskChoice) -> Any:
     """The task object of a validated choice (cached: equal choices give the same object, so
@@ -315,6 +341,28 @@ def _check_consistency(exp: ExperimentConfig) -> None:
             f"{task.max_new_tokens} of task {exp.task.name!r}, got {exp.trainer.rl.overlong_buffer}"
         )
     spec = get_objective(exp.algo.name)
+    rl = exp.trainer.rl
+    if spec.kind == "policy" and rl.steps > 0 and rl.group_size < 2:
+        estimator = rl.advantage or spec.advantage
+        source = "trainer.rl.advantage" if rl.advantage else f"the default of {exp.algo.name!r}"
+        raise ConfigError(
+            f"trainer.rl.group_size: must be >= 2 with the {estimator!r} advantage estimator "
+            f"({source}), got {rl.group_size}: advantages are normalized within a prompt's "
+            "group, so a group of one gives every advantage 0 (or 0/0) and nothing is learned"
+        )
+    estimator = getattr(exp.algo.config, "kl_estimator", None)
+    if (
+        estimator is not None
+        and getattr(exp.algo.config, "beta", 0.0) > 0
+        and "loss" not in KL_USAGE.get(estimator, ("loss",))
+    ):
+        loss_ok = [k for k, uses in KL_USAGE.items() if "loss" in uses]
+        raise ConfigError(
+            f"algo.kl_estimator: {estimator!r} is a reward-side estimator, but "
+            f"{exp.algo.name!r} adds the KL to the loss (algo.beta = {exp.algo.config.beta}), "
+            "where its expected gradient is 0 (docs/objectives.md, KL estimators); use one of "
+            f"{loss_ok}, or algo.beta=0"
+        )
     pref = exp.trainer.preference
     if spec.kind == "preference" and pref.source == "dataset" and not task.has_flawed_teacher:
         raise ConfigError(

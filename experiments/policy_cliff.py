@@ -46,7 +46,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import hydra
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,6 +62,7 @@ from cliffjax.analysis import (
     sampled_distances,
     tv_distance,
 )
+from cliffjax.experiments.app import hydra_app
 from cliffjax.experiments.cliff_config import (
     CliffJobConfig,
     build_cliff_config,
@@ -546,7 +546,7 @@ def start_job(cfg: DictConfig) -> tuple[CliffJobConfig, Path]:
 register_cliff_configs()
 
 
-@hydra.main(config_path="../conf", config_name="policy_cliff", version_base="1.3")
+@hydra_app("policy_cliff")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
     job, out_dir = start_job(cfg)

@@ -644,7 +644,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("root", help="a Hydra multirun directory (or any dir with results.jsonl)")
     parser.add_argument("--out", default=None, help="output directory (default: root)")
     args = parser.parse_args(argv)
-    path = write_report(args.root, args.out)
+    try:
+        path = write_report(args.root, args.out)
+    except FileNotFoundError as e:  # a wrong directory is a usage error: exit 2, one line
+        parser.error(str(e))
     print((path.parent / "table.md").read_text())
     print(f"report: {path}")
     return 0

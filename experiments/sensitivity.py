@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,6 +47,7 @@ from omegaconf import DictConfig
 
 from cliffjax.analysis.sensitivity import distribution_slopes, logp_slope, make_sensitivity
 from cliffjax.experiments import report
+from cliffjax.experiments.app import hydra_app
 from cliffjax.experiments.cliff_config import (
     CliffJobConfig,
     register_cliff_configs,
@@ -246,7 +246,7 @@ def run_sensitivity(
 register_cliff_configs()
 
 
-@hydra.main(config_path="../conf", config_name="sensitivity", version_base="1.3")
+@hydra_app("sensitivity")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.sensitivity``)."""
     job, out_dir = start_job(cfg)

@@ -10,7 +10,10 @@ The run directory (``run_dir``, default Hydra's ``outputs/<date>/<time>``) recei
 reward, accuracy, entropy, KL, clip fractions, ratio stats, length, gradient norm, timings),
 ``checkpoints/`` (orbax), ``reward_curve.png`` and ``summary.json``; the summary is also
 printed. Exit status: 0 on success, 1 when the NaN/inf guard stops the run, 2 for an invalid
-config (before any compute).
+config or run directory (before any compute), 130/143 when SIGINT/SIGTERM stopped it at a step
+boundary (a checkpoint of that step is saved and the resume command printed; a second signal
+exits at once). A damaged latest checkpoint is reported in one line and the resume falls back
+to the newest intact one (docs/training.md).
 
 Phases and PRNG keys (``seed`` -> model init, SFT data, main-phase data, update key) are fixed
 functions of the seed and the step, so ``trainer.resume=true`` continues bitwise-identically.
@@ -22,11 +25,11 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from typing import Any
 
-import hydra
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cliffjax.distributed import Layout, is_main_process, make_mesh
 from cliffjax.distributed.multihost import maybe_initialize_distributed
+from cliffjax.experiments.app import CONFIG_ERROR, RUNTIME_ERROR, hydra_app
 from cliffjax.experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -46,7 +50,7 @@ from cliffjax.experiments.config import (
 from cliffjax.models.build import build_policy
 from cliffjax.models.policy import param_count
 from cliffjax.objectives import get_objective
-from cliffjax.training.checkpoint import Checkpointer
+from cliffjax.training.checkpoint import Checkpointer, NoIntactCheckpoint
 from cliffjax.training.evaluation import make_evaluator
 from cliffjax.training.guards import NonFiniteError
 from cliffjax.training.loop import Phase, run_phase
@@ -56,6 +60,7 @@ from cliffjax.training.program import RLProgram
 from cliffjax.training.rl import make_rl_step_fn
 from cliffjax.training.run_dir import RunDirError, prepare_run_dir
 from cliffjax.training.sft import make_sft_step_fn, sft_optimizer
+from cliffjax.training.signals import Interrupted, StopRequest
 from cliffjax.training.state import commit_to_device, init_state
 
 PHASE_ORDER = {"init": 0, "sft": 1, "rl": 2, "preference": 2}
@@ -96,8 +101,13 @@ def make_layout(exp: ExperimentConfig) -> Layout | None:
     return Layout(make_mesh(exp.mesh), exp.mesh.rules)
 
 
-def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
-    """Run the whole job in ``run_dir``; raises ``NonFiniteError`` from the guard."""
+def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) -> RunResult:
+    """Run the whole job in ``run_dir``.
+
+    Raises ``NonFiniteError`` from the guard, ``RunDirError`` when ``run_dir`` cannot be used
+    (nothing computed) and ``Interrupted`` when ``stop`` was requested (a checkpoint of the
+    step just finished has been saved).
+    """
     t_start = time.perf_counter()
     cfg = exp.trainer
     prepare_run_dir(
@@ -121,10 +131,48 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     evaluate = make_evaluator(graphdef, task, layout=layout)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), cfg.checkpoint.keep)
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    latest = ckpt.latest_step() if cfg.resume else None
-    meta: dict[str, Any] = ckpt.restore_meta(latest) if latest is not None else {}
-    if cfg.resume and latest is None:
-        print(f"resume: no checkpoint in {ckpt.directory}; starting fresh", file=sys.stderr)
+    info: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    is_pref = spec.kind == "preference"
+    main_name = "preference" if is_pref else "rl"
+    main_cfg = cfg.preference if is_pref else cfg.rl
+    sft = cfg.sft
+    program = None if is_pref else RLProgram(graphdef, task, spec, exp.algo.config, main_cfg)
+    main_tx = preference_optimizer(main_cfg) if is_pref else program.optimizer()
+
+    def sft_template() -> Any:
+        return init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"], layout=layout)
+
+    def template(meta: dict[str, Any]) -> tuple[Any, Any]:
+        """State and reference templates of a checkpoint (its phase fixes the optimizer)."""
+        if meta.get("phase") == "sft":
+            return sft_template(), params0
+        if meta.get("phase") == main_name:
+            return init_state(params0, main_tx, keys["main_state"], layout=layout), params0
+        raise RunDirError(
+            f"resume of {run_dir} refused: its latest checkpoint is from phase "
+            f"{meta.get('phase')!r}, this config runs {main_name!r}"
+        )
+
+    latest, restored, meta = None, None, {}
+    if cfg.resume:
+        try:
+            found = ckpt.restore_latest_intact(
+                template, lambda line: print(f"resume: {line}", file=sys.stderr)
+            )
+        except NoIntactCheckpoint as e:
+            ckpt.close()
+            raise RunDirError(
+                f"resume of {run_dir} refused: {e}; start over with trainer.overwrite=true"
+            ) from None
+        except BaseException:
+            ckpt.close()
+            raise
+        if found is None:
+            print(f"resume: no checkpoint in {ckpt.directory}; starting fresh", file=sys.stderr)
+        else:
+            latest, restored_state, restored_ref, meta = found
+            restored = (restored_state, restored_ref)
     if meta:
         done = (PHASE_ORDER[meta["phase"]], meta["step"])
         if is_main_process():
@@ -133,11 +181,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
     elif is_main_process() and os.path.exists(metrics_path):
         os.remove(metrics_path)
     writer = MetricsWriter(metrics_path if is_main_process() else os.devnull)
-    info: dict[str, Any] = dict(meta.get("info", {}))
-    timings: dict[str, float] = {}
-    is_pref = spec.kind == "preference"
-    main_name = "preference" if is_pref else "rl"
-    main_cfg = cfg.preference if is_pref else cfg.rl
+    info.update(meta.get("info", {}))
     try:
         # --- initial evaluation (random init) ------------------------------------------------
         if not meta:
@@ -146,13 +190,13 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             writer.write("init", 0, {"eval_accuracy": info["eval_accuracy_init"]})
 
         # --- supervised warm start ------------------------------------------------------------
-        sft = cfg.sft
-        state = init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"], layout=layout)
         if meta.get("phase", "sft") == "sft":
             start = 0
             if meta:
-                state, _, _ = ckpt.restore(latest, state, params0)
+                state = restored[0]
                 start = meta["step"]
+            else:
+                state = sft_template()
             t0 = time.perf_counter()
             phase = Phase(
                 name="sft",
@@ -172,6 +216,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
                 writer=writer,
                 evaluate=evaluate,
                 meta={"info": info},
+                stop=stop,
             )
             timings["sft_time_s"] = time.perf_counter() - t0
             warm = state.params
@@ -180,19 +225,12 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             info["eval_accuracy_before"] = sft_eval["eval_accuracy"]
             main_start = 0
             reference = _copy(warm)
-            main_params = warm
-        else:
-            main_params = params0  # replaced by the restore below
+            main_state = init_state(warm, main_tx, keys["main_state"], layout=layout)
+        else:  # resumed inside the main phase
+            main_state, reference = restored
+            main_start = meta["step"]
 
         # --- main phase: RL or preference ---------------------------------------------------
-        program = None
-        if not is_pref:
-            program = RLProgram(graphdef, task, spec, exp.algo.config, main_cfg)
-        main_tx = preference_optimizer(main_cfg) if is_pref else program.optimizer()
-        main_state = init_state(main_params, main_tx, keys["main_state"], layout=layout)
-        if meta.get("phase") == main_name:
-            main_state, reference, _ = ckpt.restore(latest, main_state, params0)
-            main_start = meta["step"]
         if is_pref:
             step_fn = make_preference_step_fn(
                 graphdef,
@@ -234,6 +272,7 @@ def run(exp: ExperimentConfig, run_dir: str) -> RunResult:
             writer=writer,
             evaluate=evaluate,
             meta={"info": info},
+            stop=stop,
         )
         timings["main_time_s"] = time.perf_counter() - t0
         if not last_eval:
@@ -346,12 +385,26 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def resume_command(run_dir: str) -> str:
+    """The command that continues this job: the same overrides plus
+    ``trainer.resume=true run_dir=<absolute run_dir>``."""
+    keep = [
+        o
+        for o in HydraConfig.get().overrides.task
+        if not o.lstrip("+~").startswith(("run_dir=", "trainer.resume=", "trainer.overwrite="))
+    ]
+    args = [*keep, "trainer.resume=true", f"run_dir={os.path.abspath(run_dir)}"]
+    return " ".join(["python -m cliffjax.experiments.train", *(shlex.quote(a) for a in args)])
+
+
 register_configs()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra_app("config")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point (``python -m cliffjax.experiments.train``)."""
+    """Hydra entry point (``python -m cliffjax.experiments.train``); exit statuses as in
+    :mod:`cliffjax.experiments.app` (0, 1 non-finite loss, 2 invalid config or run directory,
+    130/143 stopped by SIGINT/SIGTERM with a checkpoint saved)."""
     for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the terminal clean
         logging.getLogger(name).setLevel(logging.WARNING)
     # Multi-process runs must initialise before anything touches devices (building a task does).
@@ -364,16 +417,21 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(f"mesh: {e}") from e
     except ConfigError as e:
         print(f"invalid config: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(CONFIG_ERROR)
     run_dir = exp.run_dir or HydraConfig.get().runtime.output_dir
+    stop = StopRequest()
     try:
-        result = run(exp, run_dir)
+        with stop.installed():
+            result = run(exp, run_dir, stop)
     except RunDirError as e:
         print(f"invalid run directory: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(CONFIG_ERROR)
     except NonFiniteError as e:
         print(f"stopped: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(RUNTIME_ERROR)
+    except Interrupted as e:
+        print(f"{e}; resume with:\n  {resume_command(run_dir)}", file=sys.stderr)
+        sys.exit(e.exit_status)
     if is_main_process():
         print(format_summary(result.summary))
 

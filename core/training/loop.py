@@ -9,7 +9,9 @@ drives it from step ``start`` to ``steps``:
    step is never saved, so the last good checkpoint stays the latest);
 3. every ``eval_every`` steps and at the last step, evaluate held-out accuracy;
 4. append the record to ``metrics.jsonl`` and update the progress bar;
-5. every ``checkpoint.every`` steps and at the last step, save checkpoint ``offset + step``.
+5. every ``checkpoint.every`` steps and at the last step, save checkpoint ``offset + step``;
+6. if a stop was requested (SIGINT/SIGTERM, :mod:`cliffjax.training.signals`), save checkpoint
+   ``offset + step`` (if step 5 did not) and raise :class:`Interrupted`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cliffjax.training.checkpoint import Checkpointer
 from cliffjax.training.config import TrainerConfig
 from cliffjax.training.guards import check_finite
 from cliffjax.training.metrics import MetricsWriter, to_host
+from cliffjax.training.signals import Interrupted, StopRequest
 from cliffjax.training.state import TrainState
 
 StepFn = Callable[[TrainState, int], tuple[TrainState, dict[str, float]]]
@@ -62,12 +65,14 @@ def run_phase(
     writer: MetricsWriter,
     evaluate: Callable[[Any], Any],
     meta: dict[str, Any],
+    stop: StopRequest | None = None,
 ) -> tuple[TrainState, dict[str, float]]:
     """Run steps ``start .. phase.steps - 1``; returns the final state and the last eval metrics.
 
     ``reference`` is saved with every checkpoint (the frozen KL reference of the phase, or
     anything of a fixed structure); ``meta`` (JSON) is saved with it, plus ``phase`` and
-    ``step``.
+    ``step``. When ``stop`` is requested, the step in flight finishes, is saved, and
+    :class:`Interrupted` is raised.
     """
     last_eval: dict[str, float] = {}
     bar = tqdm(
@@ -92,13 +97,16 @@ def run_phase(
                 metrics.update(last_eval)
             writer.write(phase.name, step, metrics)
             every = cfg.checkpoint.every
-            if (every > 0 and step % every == 0) or step == phase.steps:
+            stopping = stop is not None and stop.requested
+            if (every > 0 and step % every == 0) or step == phase.steps or stopping:
                 checkpointer.save(
                     phase.offset + step,
                     state,
                     reference,
                     {**meta, "phase": phase.name, "step": step},
                 )
+            if stopping:
+                raise Interrupted(stop.signum, phase.name, step, phase.offset + step)
             for k in (*phase.postfix, "eval_accuracy"):
                 if k in metrics:
                     postfix[k.replace("eval_accuracy", "eval_acc")] = f"{metrics[k]:.3f}"

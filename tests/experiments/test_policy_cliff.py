@@ -122,6 +122,8 @@ def test_bad_key_or_type_fails_at_composition(override, exc, needle):
         ("sweep.eps=[0.1,0.2]", "sweep.eps must be a list containing 0.0"),
         ("sweep.perturbation=bump", "sweep.perturbation must be one of"),
         ("trainer.rl.entropy_coef=-1", "trainer.rl.entropy_coef must be >= 0"),
+        ("sweep.eps=[0.0,inf]", "sweep.eps[1]: must be a finite number, got inf"),
+        ("trainer.rl.group_size=1", "trainer.rl.group_size: must be >= 2"),
         ("sweep.replay_objectives=[grpo,nope]", "sweep.replay_objectives must be registered"),
         ("algo=rpo", "algo.name: the policy-cliff job trains policy objectives"),
         ("trainer.rl.prompts_per_step=500", "trainer.rl.prompts_per_step: the job samples"),

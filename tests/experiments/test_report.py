@@ -111,9 +111,13 @@ def test_report_on_synthetic_dir(tmp_path):
     assert grpo.endswith("| 2 ± 2.5 | 0.1 ± 0.25 | – |")
 
 
-def test_missing_dir_fails_clearly(tmp_path):
+def test_missing_dir_fails_clearly(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match=r"no results\.jsonl"):
         report.write_report(tmp_path)
+    with pytest.raises(SystemExit) as e:  # the CLI: a usage error, exit 2 with one message
+        report.main([str(tmp_path)])
+    assert e.value.code == 2
+    assert "no results.jsonl found below" in capsys.readouterr().err
 
 
 def test_cli_prints_table(tmp_path, capsys):

@@ -102,6 +102,14 @@ def test_overrides_are_typed_and_validated(load):
         (["model.max_seq_len=4"], "model.max_seq_len"),
         (["trainer.rl.overlong_buffer=9"], "trainer.rl.overlong_buffer"),
         (["task.n_digits=7"], "task.n_digits"),
+        (["trainer.rl.group_size=1"], "trainer.rl.group_size"),
+        (["trainer.rl.group_size=1", "trainer.rl.advantage=rloo"], "trainer.rl.group_size"),
+        (["trainer.rl.optim.lr=inf"], "trainer.rl.optim.lr"),
+        (["trainer.sft.optim.b2=nan"], "trainer.sft.optim.b2"),
+        (["task=multi_reward", "task.w_format=inf"], "task.w_format"),
+        (["algo=dapo", "algo.eps_high=-inf"], "algo.eps_high"),
+        (["algo.kl_estimator=k1"], "algo.kl_estimator"),
+        (["+foo=1"], "foo"),
         (
             ["algo=dpo", "task=many_answers", "trainer.preference.source=dataset"],
             "trainer.preference.source",
@@ -112,6 +120,22 @@ def test_bad_value_fails_naming_the_field(load, overrides, field):
     with pytest.raises(ConfigError) as e:
         build_config(load(*overrides))
     assert str(e.value).startswith(field)
+
+
+def test_refusals_name_the_estimator_and_the_rule(load):
+    with pytest.raises(ConfigError, match=r"'group_std' advantage estimator \(the default of"):
+        build_config(load("trainer.rl.group_size=1"))
+    with pytest.raises(ConfigError, match=r"'rloo' advantage estimator \(trainer.rl.advantage\)"):
+        build_config(load("trainer.rl.group_size=1", "trainer.rl.advantage=rloo"))
+    with pytest.raises(ConfigError, match=r"expected gradient is 0.*algo.beta=0"):
+        build_config(load("algo.kl_estimator=k1"))
+    with pytest.raises(
+        ConfigError, match=r"^trainer.rl.optim.lr: must be a finite number, got inf"
+    ):
+        build_config(load("trainer.rl.optim.lr=inf"))
+    # k1 without a KL term is harmless; G = 1 is fine for a preference objective
+    assert build_config(load("algo.kl_estimator=k1", "algo.beta=0")).algo.config.beta == 0
+    build_config(load("algo=dpo", "trainer.rl.group_size=1"))
 
 
 def test_cli_rejects_bad_value_before_compute(tmp_path):
