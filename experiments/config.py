@@ -6,7 +6,8 @@ Groups (``conf/<group>/<option>.yaml``):
   is ``name`` plus the fields of ``spec.config_cls`` with ``spec.default_config`` as defaults.
 * ``task``: the task. ``name`` plus the fields of the task's config class (:data:`TASKS`).
 * ``model``: ``cliffjax.models.transformer.TransformerConfig`` (``vocab_size`` comes from the task's
-  tokenizer, so it is not a field here).
+  tokenizer, so it is not a field here), or ``model=hf``: ``cliffjax.models.build.HFModelConfig``
+  (a checkpoint directory, whose vocabulary must match the task tokenizer's).
 * ``trainer``: ``cliffjax.training.config.TrainerConfig`` (warm start, RL, preference, checkpoints).
 * ``mesh``: ``cliffjax.distributed.mesh.MeshConfig``.
 
