@@ -1,6 +1,7 @@
 """The Hydra schema of the main job: every option composes and builds; bad keys, types and
 values fail at load naming the field."""
 
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,11 @@ def test_every_model_and_trainer_option_builds(load, override):
 def test_model_hf_needs_a_path(load, tmp_path):
     with pytest.raises(ConfigError, match=r"model\.path"):
         build_config(load("model=hf"))
+    with pytest.raises(ConfigError, match=r"model\.path: no config\.json"):
+        build_config(load("model=hf", f"model.path={tmp_path}"))
+    hf = dict(model_type="qwen2", vocab_size=20, hidden_size=8, intermediate_size=16)
+    hf.update(num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64)
+    (tmp_path / "config.json").write_text(json.dumps(hf))
     exp = build_config(load("model=hf", f"model.path={tmp_path}", "model.dtype=bfloat16"))
     assert exp.model == HFModelConfig(str(tmp_path), dtype="bfloat16", param_dtype="float32")
 
