@@ -12,6 +12,12 @@ Architecture (pre-norm, as in Llama; arXiv:2302.13971 Sec. 2.2):
   is paired with i + D/2 and rotated by angle pos · θ^(-2i/D).
 * SwiGLU feed-forward: arXiv:2002.05202, Eq. 6 (FFN_SwiGLU, no biases).
 
+Padding convention (left-padded prompts, shared with ``cliffjax.models.llama``): a token whose
+position is negative is padding. No query attends to it as a key, and RoPE rotates by
+``max(position, 0)``. The cache keeps the position of every slot (``pos``, -1 when empty or
+padding), so a query in slot ``i`` sees slot ``j`` iff ``j <= i`` and ``pos[b, j] >= 0``.
+With no negative position this is plain causal attention, bit for bit.
+
 Parameter paths are flat and predictable, so later partition rules can match them by name:
 
     embed.embedding                 [V, d]           ("vocab", "embed")
@@ -135,29 +141,36 @@ def preset_config(
 
 
 class KVCache(NamedTuple):
-    """Fixed-size key/value cache.
+    """Fixed-size key/value cache with per-slot positions.
 
     Attributes:
-      k: one ``[B, T, H, Dh]`` array per layer (T = cache length, static).
+      k: one ``[B, T, H, Dh]`` array per layer (T = cache length, static; keys after RoPE).
       v: same shapes as ``k``.
+      pos: ``[B, T]`` int32 position of the token in each slot; -1 for empty or padding slots.
       index: int32 scalar, the number of slots already written; the next call writes its
         ``S`` new keys at slots ``[index, index + S)`` and attends to slots ``< index + S``
-        (causally within the new chunk).
+        (causally within the new chunk) whose ``pos`` is >= 0.
     """
 
     k: tuple[Array, ...]
     v: tuple[Array, ...]
+    pos: Array
     index: Array
 
 
 def init_kv_cache(cfg: TransformerConfig, batch: int, max_len: int, dtype=None) -> KVCache:
-    """An empty cache of ``max_len`` slots (zeros, index 0); dtype defaults to cfg.dtype."""
+    """An empty cache of ``max_len`` slots (zeros, ``pos = -1``, index 0).
+
+    ``dtype`` (keys and values) defaults to ``cfg.dtype``; a ``bfloat16`` cache halves the
+    memory the decode steps read, at bfloat16 rounding of keys and values.
+    """
     dtype = jnp.dtype(cfg.dtype if dtype is None else dtype)
     shape = (batch, max_len, cfg.n_heads, cfg.head_dim)
     zeros = tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers))
     return KVCache(
         k=zeros,
         v=tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)),
+        pos=jnp.full((batch, max_len), -1, jnp.int32),
         index=jnp.zeros((), jnp.int32),
     )
 
@@ -214,13 +227,14 @@ def rope(x: Array, positions: Array, theta: float) -> Array:
 
     Args:
       x: ``[B, S, H, Dh]``.
-      positions: ``[B, S]`` int32 absolute positions.
+      positions: ``[B, S]`` int32 absolute positions; negative (padding) rotates by 0.
     Returns:
       ``x`` rotated, same shape and dtype. Angles are computed in float32.
     """
     half = x.shape[-1] // 2
     inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # θ^(-2i/Dh)
-    angles = positions.astype(jnp.float32)[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
+    pos = jnp.maximum(positions, 0).astype(jnp.float32)
+    angles = pos[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
     sin = jnp.sin(angles)[:, :, None, :]
     cos = jnp.cos(angles)[:, :, None, :]
     x32 = x.astype(jnp.float32)
@@ -249,9 +263,14 @@ class Attention(nnx.Module):
         positions: Array,
         cache_kv: tuple[Array, Array] | None,
         index: Array,
+        key_pos: Array,
         last_only: bool = False,
     ) -> tuple[Array, tuple[Array, Array] | None]:
-        """Attention output ``[B, S, d]`` (``[B, 1, d]`` for the last query if ``last_only``)."""
+        """Attention output ``[B, S, d]`` (``[B, 1, d]`` for the last query if ``last_only``).
+
+        ``key_pos [B, T]`` are the positions of the keys (the cache's ``pos`` after writing
+        this chunk, or ``positions`` with no cache); keys with a negative position are masked.
+        """
         b, s = x.shape[:2]
         # Projections take the rows as one [B·S, d] matrix (see _rows).
         w_qkv = self.qkv[...].astype(self.dtype)
@@ -283,7 +302,8 @@ class Attention(nnx.Module):
         # Query i of this chunk sits in slot start + i and may see slots j <= start + i; slots
         # beyond the written prefix are excluded by the same inequality.
         q_slot = start + jnp.arange(first_query, s, dtype=jnp.int32)
-        allowed = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
+        causal = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
+        allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S, T]
         scale = 1.0 / math.sqrt(q.shape[-1])
         if q.shape[1] == 1:
             # One query per row (a decode step): a broadcast multiply + reduction over the
@@ -291,12 +311,12 @@ class Attention(nnx.Module):
             # matrix-vector dot (B·H tiny products) several times slower.
             prod = q.astype(jnp.float32) * keys.astype(jnp.float32)
             scores = jnp.sum(prod, axis=-1) * scale  # [B, T, H]
-            scores = jnp.where(allowed[0][None, :, None], scores, jnp.finfo(jnp.float32).min)
+            scores = jnp.where(allowed[:, 0, :, None], scores, jnp.finfo(jnp.float32).min)
             probs = jax.nn.softmax(scores, axis=1).astype(self.dtype)
             ctx = jnp.sum(probs[..., None] * values, axis=1, keepdims=True)  # [B, 1, H, Dh]
         else:
             scores = jnp.einsum("bshk,bthk->bhst", q, keys, preferred_element_type=jnp.float32)
-            scores = jnp.where(allowed[None, None], scores * scale, jnp.finfo(jnp.float32).min)
+            scores = jnp.where(allowed[:, None], scores * scale, jnp.finfo(jnp.float32).min)
             probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
             ctx = jnp.einsum("bhst,bthk->bshk", probs, values)
         y = jnp.einsum("mhk,hkd->md", _rows(ctx), self.out[...].astype(self.dtype))
@@ -332,8 +352,8 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps, pdt)
         self.mlp = SwiGLU(cfg, init)
 
-    def __call__(self, h, positions, cache_kv, index, last_only: bool = False):
-        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index, last_only)
+    def __call__(self, h, positions, cache_kv, index, key_pos, last_only: bool = False):
+        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index, key_pos, last_only)
         h = (h[:, -1:] if last_only else h) + a
         h = h + self.mlp(self.mlp_norm(h))
         return h, new_kv
@@ -393,7 +413,8 @@ class Transformer(nnx.Module):
 
         Args:
           tokens: ``[B, S]`` int32 token ids.
-          positions: ``[B, S]`` int32 absolute positions (used by RoPE only).
+          positions: ``[B, S]`` int32 absolute positions (RoPE); negative marks padding, which
+            no query attends to (module docstring).
           cache: ``None`` for a plain causal forward pass over ``tokens``; or a ``KVCache``
             whose ``index`` slots are filled: the new keys are written at
             ``[index, index + S)`` and attention covers the cached prefix.
@@ -407,13 +428,19 @@ class Transformer(nnx.Module):
             )
         dtype = jnp.dtype(self.config.dtype)
         h = self.embed(tokens, dtype)
-        index = jnp.zeros((), jnp.int32) if cache is None else cache.index
+        positions = positions.astype(jnp.int32)
+        if cache is None:
+            index = jnp.zeros((), jnp.int32)
+            key_pos = positions
+        else:
+            index = cache.index
+            key_pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, index))
         new_k, new_v = [], []
         n_layers = len(self.layers)
         for i, layer in enumerate(self.layers):
             layer_kv = None if cache is None else (cache.k[i], cache.v[i])
             trim = last_only and i == n_layers - 1
-            h, kv = layer(h, positions, layer_kv, index, trim)
+            h, kv = layer(h, positions, layer_kv, index, key_pos, trim)
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
@@ -426,5 +453,7 @@ class Transformer(nnx.Module):
         ).reshape(*h.shape[:2], -1)
         if cache is None:
             return logits, None
-        new_cache = KVCache(k=tuple(new_k), v=tuple(new_v), index=cache.index + tokens.shape[1])
+        new_cache = KVCache(
+            k=tuple(new_k), v=tuple(new_v), pos=key_pos, index=cache.index + tokens.shape[1]
+        )
         return logits, new_cache
