@@ -65,6 +65,13 @@ class SamplingConfig:
         objectives expect). The prompt is prefilled once and its cache copied G times, which
         is cheaper than sampling ``jnp.repeat(prompts, G, 0)`` with ``group_size=1`` (same
         distribution, different random draws).
+      cache_block: decode in segments whose cache grows ``block, 2·block, ...`` new slots
+        (``decode_segments``), for models with ``grow_cache``; 0: one cache of ``P + N - 1``
+        slots from the start. Same tokens either way (masked slots add exact zeros).
+      cache_dtype: dtype of the cached keys and values ("float32", "bfloat16", ...); None:
+        the model's compute dtype. "bfloat16" halves the memory each decode step reads, at
+        the cost of bfloat16 rounding of keys and values (the log-probs then differ from
+        ``score`` by that rounding).
     """
 
     max_new_tokens: int
@@ -75,6 +82,8 @@ class SamplingConfig:
     eos_ids: tuple[int, ...] = ()
     pad_id: int = 0
     group_size: int = 1
+    cache_block: int = 64
+    cache_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -95,6 +104,19 @@ class SamplingConfig:
         ):
             raise ValueError(
                 f"SamplingConfig.eos_ids must be a tuple of ints >= 0, got {self.eos_ids!r}"
+            )
+        if not isinstance(self.cache_block, int) or self.cache_block < 0:
+            raise ValueError(
+                f"SamplingConfig.cache_block must be an int >= 0, got {self.cache_block!r}"
+            )
+        if self.cache_dtype is not None and self.cache_dtype not in (
+            "float32",
+            "bfloat16",
+            "float16",
+        ):
+            raise ValueError(
+                "SamplingConfig.cache_dtype must be None, 'float32', 'bfloat16' or 'float16', "
+                f"got {self.cache_dtype!r}"
             )
         if not isinstance(self.group_size, int) or self.group_size < 1:
             raise ValueError(
@@ -216,6 +238,33 @@ def check_prompt_mask(prompt_mask: Any) -> None:
         raise ValueError("prompt_mask must have at least one real token in every row")
 
 
+def decode_segments(n: int, block: int) -> list[tuple[int, int, int]]:
+    """Decode steps ``t = 1 .. n-1`` split into segments ``(t_first, t_last, slots)``.
+
+    Step ``t`` feeds token ``t - 1`` into cache slot ``P + t - 1``, so a segment ending at
+    ``t_last`` needs a cache of ``P + slots`` slots with ``slots = t_last``. Segment ends grow
+    geometrically: ``block, 2·block, 4·block, ...`` capped at ``n - 1``; ``block = 0`` gives one
+    segment (a cache of ``P + n - 1`` slots throughout). Each step then attends over fewer
+    than about twice the slots written so far; there are ``O(log(n / block))`` segments, each
+    one ``lax.scan`` (compiled separately).
+    """
+    if n <= 1:
+        return []
+    last = n - 1
+    ends = [last] if block <= 0 else []
+    end = block
+    while block > 0 and end < last:
+        ends.append(end)
+        end *= 2
+    if block > 0:
+        ends.append(last)
+    segs, first = [], 1
+    for e in ends:
+        segs.append((first, e, e))
+        first = e + 1
+    return segs
+
+
 def sample_with_model(
     model: nnx.Module,
     prompts: Array,
@@ -229,7 +278,11 @@ def sample_with_model(
     prompts = prompts.astype(jnp.int32)
     n_prompts, p = prompts.shape
     n = cfg.max_new_tokens
-    cache = model.init_cache(n_prompts, p + n - 1)
+    # A model with ``grow_cache`` gets a cache that grows in segments (``decode_segments``),
+    # so that a decode step attends over about the written prefix, not all P + N - 1 slots.
+    grow = getattr(model, "grow_cache", None)
+    segments = decode_segments(n, cfg.cache_block if grow is not None else 0)
+    cache = model.init_cache(n_prompts, p + (segments[0][2] if segments else 0), cfg.cache_dtype)
     positions, lengths = prompt_positions(prompt_mask, (n_prompts, p))
     # A model may offer ``prefill`` (same cache, last-position logits only, less work).
     prefill = getattr(model, "prefill", model)
@@ -258,9 +311,32 @@ def sample_with_model(
         return (cache, tok, done), (tok, logp, live.astype(jnp.int32))
 
     if n > 1:
-        _, (toks, logps, masks) = jax.lax.scan(
-            step, (cache, tok, done), jnp.arange(1, n, dtype=jnp.int32)
-        )
+        carry = (cache, tok, done)
+        pieces = []
+        for k, (t0, t1, slots) in enumerate(segments):
+            steps = jnp.arange(t0, t1 + 1, dtype=jnp.int32)
+            if k > 0:
+                carry = (grow(carry[0], p + slots), *carry[1:])
+
+            def run(carry, steps=steps):
+                return jax.lax.scan(step, carry, steps)
+
+            def skip(carry, steps=steps):
+                # Every row has finished: the remaining slots are padding (what ``run``
+                # would write), and no forward pass is spent on them.
+                shape = (steps.shape[0], b)
+                return carry, (
+                    jnp.full(shape, cfg.pad_id, jnp.int32),
+                    jnp.zeros(shape, logp.dtype),
+                    jnp.zeros(shape, jnp.int32),
+                )
+
+            if k == 0:
+                carry, out = run(carry)
+            else:
+                carry, out = jax.lax.cond(jnp.all(carry[2]), skip, run, carry)
+            pieces.append(out)
+        toks, logps, masks = (jnp.concatenate(x, axis=0) for x in zip(*pieces))
         completion = jnp.concatenate([tok[:, None], toks.T], axis=1)
         logp = jnp.concatenate([logp[:, None], logps.T], axis=1)
         mask = jnp.concatenate([ones[:, None], masks.T], axis=1)

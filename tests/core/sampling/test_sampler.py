@@ -1,5 +1,7 @@
 """KV-cache sampler and scoring: log-prob agreement, greedy equivalence, keys, filters, EOS."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -293,3 +295,45 @@ def test_prompt_mask_validation(policy, ragged_rows):
         sample(graphdef, params, tokens, jax.random.key(0), GREEDY, prompt_mask=mask.at[2].set(0))
     with pytest.raises(ValueError, match="shape"):
         sample(graphdef, params, tokens, jax.random.key(0), GREEDY, prompt_mask=mask[:, 1:])
+
+
+def test_decode_segments_cover_every_step_once():
+    from cliffjax.sampling.sampler import decode_segments
+
+    for n, block in ((1, 4), (2, 4), (6, 2), (65, 64), (512, 64), (512, 0), (9, 3)):
+        segs = decode_segments(n, block)
+        steps = [t for first, last, _ in segs for t in range(first, last + 1)]
+        assert steps == list(range(1, n)), (n, block)
+        assert all(slots >= last for _, last, slots in segs)  # step t needs P + t slots
+    assert decode_segments(512, 64)[-1] == (257, 511, 511)
+
+
+def test_growing_cache_and_early_exit_give_the_same_samples(policy, prompts):
+    """A cache grown in segments of 2, 4 steps (and skipped once every row has stopped) gives
+    the tokens of one full-length cache; log-probs agree to float rounding."""
+    graphdef, params = policy
+    for base in (STOP,):
+        one = sample(graphdef, params, prompts, jax.random.key(7), base)
+        seg = sample(
+            graphdef, params, prompts, jax.random.key(7), dataclasses.replace(base, cache_block=2)
+        )
+        np.testing.assert_array_equal(np.asarray(seg.tokens), np.asarray(one.tokens))
+        np.testing.assert_array_equal(
+            np.asarray(seg.completion_mask), np.asarray(one.completion_mask)
+        )
+        np.testing.assert_allclose(np.asarray(seg.logp), np.asarray(one.logp), atol=1e-6, rtol=0)
+    # Every row stops at its first token (EOS = each row's greedy first token is forced by
+    # making every id a stop id): the later segments are skipped and hold padding.
+    cfg = SamplingConfig(N, temperature=0.0, eos_id=0, eos_ids=tuple(range(1, V)), cache_block=2)
+    out = sample(graphdef, params, prompts, jax.random.key(0), cfg)
+    np.testing.assert_array_equal(np.asarray(out.completion_mask[:, 1:]), 0)
+    np.testing.assert_array_equal(np.asarray(out.completion[:, 1:]), cfg.pad_id)
+    np.testing.assert_array_equal(
+        np.asarray(out.completion[:, 0]), np.asarray(greedy_first(policy, prompts))
+    )
+
+
+def greedy_first(policy, prompts):
+    graphdef, params = policy
+    logits, _ = apply(graphdef, params, prompts, jnp.broadcast_to(jnp.arange(P), prompts.shape))
+    return jnp.argmax(logits[:, -1], axis=-1)
