@@ -406,6 +406,11 @@ def _check_consistency(exp: ExperimentConfig) -> None:
             f"{loss_ok}, or algo.beta=0"
         )
     pref = exp.trainer.preference
+    if spec.kind == "preference" and getattr(task, "padded_prompts", False):
+        raise ConfigError(
+            f"algo.name: the preference objective {exp.algo.name!r} runs on fixed-width prompts; "
+            f"task {exp.task.name!r} has variable-length prompts (use a policy objective)"
+        )
     if spec.kind == "preference" and pref.source == "dataset" and not task.has_flawed_teacher:
         raise ConfigError(
             "trainer.preference.source: 'dataset' needs a task with a flawed-teacher answer "

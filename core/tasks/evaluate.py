@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from cliffjax.sampling.sampler import sample_with_model
-from cliffjax.tasks.base import Task, sampling_config
+from cliffjax.tasks.base import Task, prompt_mask_of, sampling_config
 
 Array = jax.Array
 
@@ -24,7 +24,8 @@ def greedy_rewards(
     step both evaluators (this module's batched ``evaluate`` and the trainer's
     ``cliffjax.training.evaluation.make_evaluator``) run."""
     cfg = sampling_config(task, temperature=0.0)
-    out = sample_with_model(nnx.merge(graphdef, params), prompts, jax.random.key(0), cfg)
+    model, pmask = nnx.merge(graphdef, params), prompt_mask_of(task, prompts)
+    out = sample_with_model(model, prompts, jax.random.key(0), cfg, prompt_mask=pmask)
     reward, components = task.reward(out.completion, out.completion_mask, meta)
     return reward, components, out.completion, out.completion_mask
 
@@ -104,7 +105,8 @@ def pass_at_k(n: Any, c: Any, k: int) -> np.ndarray:
 
 @partial(jax.jit, static_argnames=("task", "cfg"))
 def _sample_batch(graphdef, params, prompts, meta, key, task: Task, cfg):
-    out = sample_with_model(nnx.merge(graphdef, params), prompts, key, cfg)
+    pmask = prompt_mask_of(task, prompts)
+    out = sample_with_model(nnx.merge(graphdef, params), prompts, key, cfg, prompt_mask=pmask)
     g = cfg.group_size
     meta = jax.tree.map(lambda x: jnp.repeat(x, g, 0), meta)
     reward, components = task.reward(out.completion, out.completion_mask, meta)
