@@ -179,3 +179,40 @@ def evaluate_sampled(
         for k in ks:
             result[f"{prefix}pass@{k}"] = float(pass_at_k(n_samples, n_pass, k).mean())
     return result
+
+
+@partial(jax.jit, static_argnames=("task",))
+def _greedy_rows(graphdef, params, prompts, meta, task: Task):
+    return greedy_rewards(graphdef, params, task, prompts, meta)
+
+
+def completion_table(
+    graphdef: Any,
+    params: Any,
+    task: Task,
+    n: int,
+    prompts: Array | None = None,
+    meta: dict[str, Array] | None = None,
+) -> list[dict[str, Any]]:
+    """Greedy completions of the first ``n`` held-out prompts as table rows: ``prompt`` and
+    ``completion`` (decoded text; the prompt's padding dropped), ``reward`` and every reward
+    component (floats). For logging backends (``RunLogger.log_samples``)."""
+    if prompts is None:
+        prompts, meta = task.eval_set()
+    n = min(n, prompts.shape[0])
+    prompts = prompts[:n]
+    meta = jax.tree.map(lambda x: x[:n], meta)
+    reward, comps, completion, _ = _greedy_rows(graphdef, params, prompts, meta, task=task)
+    tok = task.tokenizer
+    pmask = prompt_mask_of(task, prompts)
+    texts = tok.decode_batch(np.asarray(completion))
+    rows = []
+    for i in range(n):
+        ids = np.asarray(prompts[i])
+        if pmask is not None:
+            ids = ids[np.asarray(pmask[i]) == 1]
+        row = {"prompt": tok.decode(ids.tolist()), "completion": texts[i]}
+        row["reward"] = float(reward[i])
+        row.update({k: float(v[i]) for k, v in sorted(comps.items())})
+        rows.append(row)
+    return rows

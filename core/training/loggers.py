@@ -8,7 +8,7 @@
 * ``metrics.jsonl`` (:class:`~cliffjax.training.metrics.MetricsWriter`): one JSON object per
   logged step; the file the tests, the resume logic and the reports read.
 * ``tensorboard``: event files under ``<run_dir>/tensorboard`` (``tensorboardX``; view with
-  ``tensorboard --logdir <run_dir>``), scalars tagged ``<phase>/<metric>``, completion tables
+  ``tensorboard --logdir <run_dir>``), scalars tagged ``<phase>/<metric>`` (``@`` written ``_at_``: ``eval_pass_at_4``), completion tables
   as markdown text.
 * ``wandb``: a Weights & Biases run in ``<run_dir>/wandb`` with the validated config; the
   default mode ``offline`` needs no network or account (``wandb sync <run_dir>/wandb/...``
@@ -22,7 +22,6 @@ that is not installed fails at start-up, naming the package.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -30,39 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from cliffjax.training.config import LoggingConfig
 from cliffjax.training.metrics import MetricsWriter
-
-BACKENDS = ("tensorboard", "wandb")
-WANDB_MODES = ("offline", "online", "disabled")
-
-
-@dataclasses.dataclass(frozen=True)
-class LoggingConfig:
-    """Logging backends beyond ``metrics.jsonl``.
-
-    Attributes:
-      backends: any of ``"tensorboard"``, ``"wandb"``.
-      wandb_project: the W&B project.
-      wandb_mode: ``"offline"`` (default: no network), ``"online"`` or ``"disabled"``.
-      wandb_entity: the W&B entity (team/user), or ``None`` for the default.
-      samples: completions of held-out prompts logged as a table at every evaluation
-        (0 = none).
-    """
-
-    backends: tuple[str, ...] = ()
-    wandb_project: str = "cliffjax"
-    wandb_mode: str = "offline"
-    wandb_entity: str | None = None
-    samples: int = 4
-
-    def __post_init__(self) -> None:
-        bad = [b for b in self.backends if b not in BACKENDS]
-        if bad:
-            raise ValueError(f"backends: unknown backend {bad[0]!r}; expected some of {BACKENDS}")
-        if self.wandb_mode not in WANDB_MODES:
-            raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
-        if not isinstance(self.samples, int) or self.samples < 0:
-            raise ValueError(f"samples must be an int >= 0, got {self.samples!r}")
 
 
 def check_backends(cfg: LoggingConfig) -> None:
@@ -94,13 +62,15 @@ class RunLogger:
     def __init__(
         self,
         run_dir: str,
-        cfg: LoggingConfig = LoggingConfig(),
+        cfg: LoggingConfig | None = None,
         config: Mapping[str, Any] | None = None,
         *,
         enabled: bool = True,
         run_name: str | None = None,
     ) -> None:
+        cfg = LoggingConfig() if cfg is None else cfg
         self.cfg = cfg
+        self._pending: list[dict[str, Any]] = []
         self.run_dir = run_dir
         self.enabled = enabled
         self.jsonl = MetricsWriter(
@@ -141,15 +111,23 @@ class RunLogger:
             self._wandb.define_metric(f"{phase}/step")
             self._wandb.define_metric(f"{phase}/*", step_metric=f"{phase}/step")
 
+    def queue_samples(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Hold a completion table until the next :meth:`write`, which logs it at its step
+        (an evaluation computes the rows before the step's metrics are written)."""
+        self._pending = [dict(r) for r in rows]
+
     def write(self, phase: str, step: int, metrics: Mapping[str, float]) -> None:
-        """Log one step's metrics to every backend."""
+        """Log one step's metrics (and a queued completion table) to every backend."""
         self.jsonl.write(phase, step, metrics)
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self.log_samples(phase, step, rows)
         if not self.enabled:
             return
         finite = _finite(metrics)
         if self._tb is not None:
-            for k, v in finite.items():
-                self._tb.add_scalar(f"{phase}/{k}", v, int(step))
+            for k, v in finite.items():  # TensorBoard tags allow no "@" (pass@k)
+                self._tb.add_scalar(f"{phase}/{k}".replace("@", "_at_"), v, int(step))
             self._tb.flush()
         if self._wandb is not None:
             self._wandb_phase(phase)
