@@ -284,7 +284,11 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     if task_name not in TASKS:
         raise ConfigError(f"task.name: unknown task {task_name!r}; known: {sorted(TASKS)}")
     task = TaskChoice(task_name, to_dataclass(TASKS[task_name][0], task_raw, "task"))
-    vocab = make_task(task).tokenizer.vocab_size
+    try:  # a task may read files (text datasets, tokenizers): their errors are config errors
+        vocab = make_task(task).tokenizer.vocab_size
+    except (ValueError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise ConfigError(msg if msg.startswith("task.") else f"task: {msg}") from e
     model_raw = dict(raw["model"])
     model_name, model_path = model_raw.pop("name", "transformer"), model_raw.pop("path", None)
     if model_name == "hf":

@@ -104,8 +104,8 @@ class TextTaskConfig:
             except (TypeError, ValueError) as e:
                 raise ValueError(f"task.rewards[{i}]: {e}") from None
         object.__setattr__(self, "rewards", tuple(comps))
-        if not self.path:
-            raise ValueError("task.path must name a .jsonl or .parquet file")
+        if not self.path or self.path == "???":
+            raise ValueError("path must name a .jsonl or .parquet file (task.path=...)")
         for name in ("max_prompt_tokens", "max_new_tokens"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -150,17 +150,7 @@ class TextTask:
     has_flawed_teacher = False
 
     def __init__(self, config: TextTaskConfig, tokenizer: Tokenizer | None = None) -> None:
-        if tokenizer is None:
-            if not config.tokenizer:
-                raise ValueError(
-                    "task.tokenizer: a directory with tokenizer.json is needed (with model=hf "
-                    "it defaults to model.path)"
-                )
-            from cliffjax.tokenizers import HFTokenizer
-
-            tokenizer = HFTokenizer.from_dir(config.tokenizer)
         self.config = config
-        self.tokenizer = tokenizer
         self.max_new_tokens = config.max_new_tokens
         records = load_records(config.path)
         if config.eval_path:
@@ -172,6 +162,16 @@ class TextTask:
             train_recs, eval_recs = split_records(records, config.n_eval, config.split_seed)
         if config.max_train:
             train_recs = train_recs[: config.max_train]
+        if tokenizer is None:
+            if not config.tokenizer:
+                raise ValueError(
+                    "task.tokenizer: a directory with tokenizer.json is needed (with model=hf "
+                    "it defaults to model.path)"
+                )
+            from cliffjax.tokenizers import HFTokenizer
+
+            tokenizer = HFTokenizer.from_dir(config.tokenizer)
+        self.tokenizer = tokenizer
         self.reward_fn = TextReward(config.rewards, config.verifier_timeout_s)
         self.dropped: dict[str, int] = {}
         splits = {}

@@ -59,10 +59,20 @@ def _options(group):
     return sorted(f[:-5] for f in os.listdir(os.path.join(CONF, group)) if f.endswith(".yaml"))
 
 
-@pytest.mark.parametrize("task", _options("task"))
+@pytest.mark.parametrize("task", [t for t in _options("task") if t != "jsonl"])
 def test_every_task_option_builds(load, task):
     exp = build_config(load(f"task={task}"))
     assert exp.task.name == task
+
+
+def test_text_task_without_its_files_fails_naming_them(load, tmp_path):
+    with pytest.raises(ConfigError, match=r"task\.path.* must name a \.jsonl"):
+        build_config(load("task=jsonl"))
+    with pytest.raises(ConfigError, match=r"task: dataset file .*nothing\.jsonl does not exist"):
+        build_config(load("task=jsonl", f"task.path={tmp_path}/nothing.jsonl"))
+    (tmp_path / "d.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n' * 3)
+    with pytest.raises(ConfigError, match=r"task\.tokenizer: a directory with tokenizer\.json"):
+        build_config(load("task=jsonl", f"task.path={tmp_path}/d.jsonl", "task.n_eval=1"))
 
 
 @pytest.mark.parametrize(
