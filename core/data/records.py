@@ -69,7 +69,10 @@ def split_records(
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
-    """Write records as JSONL; returns the number written."""
+    """Write records as JSONL (creating the parent directory); returns the number written."""
+    parent = os.path.dirname(os.fspath(path))
+    if parent:
+        os.makedirs(parent, exist_ok=True)
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
         for rec in records:
