@@ -7,8 +7,8 @@ import json
 import pytest
 
 from cliffjax.data import load_records, split_records, word_problems, write_jsonl
+from cliffjax.data.__main__ import main as data_main
 from cliffjax.data.records import get_field
-from cliffjax.data.word_problems import main as word_problems_main
 from cliffjax.rewards import extract_gsm8k, get_verifier
 
 
@@ -59,6 +59,6 @@ def test_word_problems_are_gsm8k_formatted_and_correct(tmp_path):
         *_, last = p["answer"].split("\n")[-2].split(" = ")
         assert last == final  # the last step computes the answer
         assert check(f"... #### {final}", p["answer"], True) == 1.0
-    word_problems_main([str(tmp_path / "w.jsonl"), "--n", "7"])
+    data_main(["word_problems", str(tmp_path / "w.jsonl"), "--n", "7"])
     lines = (tmp_path / "w.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == word_problems(7, 0)

@@ -4,7 +4,7 @@ Each problem is one to three arithmetic steps over small integers told as a stor
 ``answer`` field is a worked solution ending in ``#### <number>`` as GSM8K's is, so the same
 verifiers (``gsm8k``, ``gsm8k_format``) and commands run on it and on the real dataset.
 
-    python -m cliffjax.data.word_problems data/word_problems.jsonl --n 1000 --seed 0
+    python -m cliffjax.data word_problems data/word_problems.jsonl --n 1000 --seed 0
 
 The set is a deterministic function of ``(n, seed)``. It exists for tests and offline demos:
 a tiny model can learn the format and some of the arithmetic, a pretrained model solves most
@@ -13,7 +13,6 @@ of it.
 
 from __future__ import annotations
 
-import argparse
 import random
 from typing import Any
 
@@ -65,20 +64,3 @@ def word_problems(n: int, seed: int = 0) -> list[dict[str, Any]]:
             seen.add(p["question"])
             out.append(p)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Write a word-problem JSONL file (``python -m cliffjax.data.word_problems PATH``)."""
-    from cliffjax.data.records import write_jsonl
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("path")
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    n = write_jsonl(args.path, word_problems(args.n, args.seed))
-    print(f"wrote {n} problems to {args.path}")
-
-
-if __name__ == "__main__":
-    main()
