@@ -30,6 +30,7 @@ from cliffjax.experiments.config import (
     schema_of,
     to_dataclass,
 )
+from cliffjax.models.transformer import TransformerConfig
 from cliffjax.objectives import get_objective, list_objectives
 
 MODES: Final = ("sweep", "replay")
@@ -166,6 +167,13 @@ def build_cliff_config(cfg: DictConfig | dict[str, Any]) -> CliffJobConfig:
         )
     rl = exp.trainer.rl
     task = make_task(exp.task)
+    if not task.answer_digits or not isinstance(exp.model, TransformerConfig):
+        raise ConfigError(
+            f"task.name: the policy-cliff and sensitivity jobs measure exact distributions over "
+            f"an enumerable answer set (the digit tasks with the built-in transformer); "
+            f"task {exp.task.name!r} with model {type(exp.model).__name__} has none. Text "
+            "tasks and checkpoints train with the main job (docs/rlvr.md)"
+        )
     n_set = int(task.train_prompt_set(jax.random.key(0), sweep.n_train_prompts)[0].shape[0])
     n_step = rl.prompts_per_step * (rl.oversample if rl.dynamic_sampling else 1)
     if n_step > n_set:

@@ -183,3 +183,25 @@ def test_model_options_are_the_presets(load, preset):
 
     model = build_config(load(f"model={preset}")).model
     assert {k: getattr(model, k) for k in PRESETS[preset]} == PRESETS[preset]
+
+
+def test_cliff_jobs_refuse_tasks_without_an_answer_set(tmp_path):
+    pytest.importorskip("tokenizers")
+    from cliffjax.experiments.cliff_config import build_cliff_config, register_cliff_configs
+    from cliffjax.experiments.tiny_checkpoint import write_tokenizer
+
+    write_tokenizer(str(tmp_path / "tok"), ["q answer 1 #### 2 3"] * 20, 300)
+    (tmp_path / "d.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n' * 3)
+    register_cliff_configs()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(
+            config_name="policy_cliff",
+            overrides=[
+                "task=jsonl",
+                f"task.path={tmp_path}/d.jsonl",
+                "task.n_eval=1",
+                f"task.tokenizer={tmp_path / 'tok'}",
+            ],
+        )
+    with pytest.raises(ConfigError, match=r"task\.name: the policy-cliff and sensitivity jobs"):
+        build_cliff_config(cfg)
