@@ -200,6 +200,8 @@ def test_cliff_jobs_refuse_tasks_without_an_answer_set(tmp_path):
                 "task=jsonl",
                 f"task.path={tmp_path}/d.jsonl",
                 "task.n_eval=1",
+                "task.max_new_tokens=4",
+                "model.max_seq_len=512",
                 f"task.tokenizer={tmp_path / 'tok'}",
             ],
         )
