@@ -6,7 +6,8 @@ Groups (``conf/<group>/<option>.yaml``):
   is ``name`` plus the fields of ``spec.config_cls`` with ``spec.default_config`` as defaults.
 * ``task``: the task. ``name`` plus the fields of the task's config class (:data:`TASKS`).
 * ``model``: ``cliffjax.models.transformer.TransformerConfig`` (``vocab_size`` comes from the task's
-  tokenizer, so it is not a field here).
+  tokenizer, so it is not a field here), or ``model=hf``: ``cliffjax.models.build.HFModelConfig``
+  (a checkpoint directory, whose vocabulary must match the task tokenizer's).
 * ``trainer``: ``cliffjax.training.config.TrainerConfig`` (warm start, RL, preference, checkpoints).
 * ``mesh``: ``cliffjax.distributed.mesh.MeshConfig``.
 
@@ -210,7 +211,8 @@ class ExperimentConfig:
       run_dir: output directory (``None`` until the driver picks Hydra's).
       algo: the objective.
       task: the task.
-      model: the policy's transformer config (``vocab_size`` from the task's tokenizer).
+      model: the policy's transformer config (``vocab_size`` from the task's tokenizer), or
+        the ``HFModelConfig`` of a checkpoint (whose vocabulary must match the task's).
       trainer: warm start, RL / preference loop, checkpoints.
       mesh: the device mesh (one device by default).
     """
@@ -282,7 +284,11 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
     if task_name not in TASKS:
         raise ConfigError(f"task.name: unknown task {task_name!r}; known: {sorted(TASKS)}")
     task = TaskChoice(task_name, to_dataclass(TASKS[task_name][0], task_raw, "task"))
-    vocab = make_task(task).tokenizer.vocab_size
+    try:  # a task may read files (text datasets, tokenizers): their errors are config errors
+        vocab = make_task(task).tokenizer.vocab_size
+    except (ValueError, KeyError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise ConfigError(msg if msg.startswith("task.") else f"task: {msg}") from e
     model_raw = dict(raw["model"])
     model_name, model_path = model_raw.pop("name", "transformer"), model_raw.pop("path", None)
     if model_name == "hf":
@@ -326,10 +332,50 @@ def make_task(choice: TaskChoice) -> Any:
     return make_task_from_config(choice.config)
 
 
+def _check_hf_checkpoint(model: HFModelConfig, task: Any, task_name: str, need: int) -> None:
+    """The checkpoint of ``model=hf`` must be readable, embed every id of the task's tokenizer
+    and hold a prompt plus its completion.
+
+    The vocabularies must agree: equal sizes, or a tokenizer smaller than the embedding table
+    when the checkpoint's own ``tokenizer.json`` is that tokenizer's size (checkpoints such as
+    Qwen2.5 pad the table past the tokenizer's last id).
+    """
+    from cliffjax.models.llama.config import from_hf_config
+    from cliffjax.models.llama.params import read_config
+
+    try:
+        hf = from_hf_config(read_config(model.path), model.dtype, model.param_dtype)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"model.path: {e}") from None
+    n_tok, n_model = task.tokenizer.vocab_size, hf.vocab_size
+    if n_tok != n_model:
+        own = None
+        if n_tok < n_model:
+            from cliffjax.tokenizers import HFTokenizer
+
+            try:
+                own = HFTokenizer.from_dir(model.path).vocab_size
+            except (OSError, ValueError):
+                own = None
+        if own != n_tok:
+            raise ConfigError(
+                f"model.path: the checkpoint's vocab_size is {n_model} but task {task_name!r} "
+                f"uses a tokenizer of {n_tok} ids (tokenizer.vocab_size); train it on a task "
+                "with the checkpoint's tokenizer, or on a checkpoint built for this tokenizer"
+            )
+    if hf.max_position_embeddings < need:
+        raise ConfigError(
+            f"model.path: the checkpoint's max_position_embeddings={hf.max_position_embeddings} "
+            f"must be >= prompt_len + max_new_tokens = {need} for task {task_name!r}"
+        )
+
+
 def _check_consistency(exp: ExperimentConfig) -> None:
     """Cross-field checks that no single dataclass can make."""
     task = make_task(exp.task)
     need = task.prompt_len + task.max_new_tokens
+    if isinstance(exp.model, HFModelConfig):
+        _check_hf_checkpoint(exp.model, task, exp.task.name, need)
     if isinstance(exp.model, TransformerConfig) and exp.model.max_seq_len < need:
         raise ConfigError(
             f"model.max_seq_len: must be >= prompt_len + max_new_tokens = {need} for task "
@@ -364,6 +410,11 @@ def _check_consistency(exp: ExperimentConfig) -> None:
             f"{loss_ok}, or algo.beta=0"
         )
     pref = exp.trainer.preference
+    if spec.kind == "preference" and getattr(task, "padded_prompts", False):
+        raise ConfigError(
+            f"algo.name: the preference objective {exp.algo.name!r} runs on fixed-width prompts; "
+            f"task {exp.task.name!r} has variable-length prompts (use a policy objective)"
+        )
     if spec.kind == "preference" and pref.source == "dataset" and not task.has_flawed_teacher:
         raise ConfigError(
             "trainer.preference.source: 'dataset' needs a task with a flawed-teacher answer "

@@ -42,7 +42,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -405,20 +405,31 @@ def record_rollouts(setup: Setup, program: RLProgram) -> RolloutRecord:
     return record(setup.init_params, seed_keys(setup, setup.job.sweep.n_seeds)[0])
 
 
-def run_replay(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -> dict[str, Any]:
-    """Replay mode: identical rollouts, several objectives, every ε (vmapped over ε)."""
+def run_replay(
+    job: CliffJobConfig,
+    out_dir: Path,
+    setup: Setup | None = None,
+    rollouts: RolloutRecord | None = None,
+    objectives: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Replay mode: identical rollouts, several objectives, every ε (vmapped over ε).
+
+    ``rollouts``: already recorded rollouts (default: ``sweep.replay_from``, else record them
+    with the job's ``algo``); ``objectives``: the objectives to replay (default
+    ``sweep.replay_objectives``).
+    """
     t_start = time.perf_counter()
     setup = setup or Setup(job, _warm_start_dir())
     exp, sw = job.experiment, job.sweep
     recording, _ = setup.program(exp.algo.name, exp.algo.config)
     t0 = time.perf_counter()
-    if sw.replay_from:
+    if rollouts is None and sw.replay_from:
         rollouts, tp = load_rollouts(sw.replay_from, setup, recording)
         if tp.shape != setup.tp.shape or not np.array_equal(np.asarray(tp), np.asarray(setup.tp)):
             raise ConfigError(
                 "sweep.replay_from: the recorded prompts differ from this job's prompt set"
             )
-    else:
+    elif rollouts is None:
         rollouts = record_rollouts(setup, recording)
         save_rollouts(out_dir / "rollouts", rollouts, setup.tp)
     record_s = time.perf_counter() - t0
@@ -428,7 +439,7 @@ def run_replay(job: CliffJobConfig, out_dir: Path, setup: Setup | None = None) -
     base_of = np.full(len(eps), e0)
     key = seed_keys(setup, sw.n_seeds)[0]
     rows, finals, timings, final_params = [], {}, {}, {}
-    for name in sw.replay_objectives:
+    for name in sw.replay_objectives if objectives is None else objectives:
         t0 = time.perf_counter()
         base_cfg = exp.algo.config if name == exp.algo.name else None
         program, beta = setup.program(name, base_cfg)

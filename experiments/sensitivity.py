@@ -21,11 +21,16 @@ and their validation). One job
    ``delta_slope_train`` (the tie-breaker shift rate), next to the soft-optimal policy's
    Lipschitz bound ``‖δ‖∞ / (2α)`` when an entropy bonus α is on (arXiv 2507.20150 Prop. 4.7
    with γ = 0: a bound for the regularized *optimum*, shown as a reference);
-4. runs the finite-difference sweep over ``sweep.eps`` (``run_sweep``: ``results.jsonl``), so
-   the slope can be read against measured TV(ε);
+   and the per-token slopes ``d log π(y_t | x, y_<t)/dε`` of each seed's greedy completion of
+   every held-out prompt (``logp_slopes.npz``; per-seed summaries ``seq_logp_slope``,
+   ``logp_slope_rms``, ``logp_slope_absmax``);
+4. runs the finite differences over ``sweep.eps`` (``results.jsonl``): the policy-cliff
+   sweep (``run_sweep``, fresh sampling with common random numbers), or in replay mode the
+   seed-0 run replayed on the same recorded rollouts at every ε (``run_replay``), where the
+   slope is the exact limit of TV(ε)/ε;
 5. writes ``sensitivity.jsonl`` (one row per seed), ``sensitivity_summary.json`` (cost: time
-   and compiled memory of the plain and the differentiated runs) and
-   ``derivative_vs_fd.png``.
+   and compiled memory of the plain and the differentiated runs; ``fd_over_slope``: measured
+   TV(ε)/ε over the slope at each ε) and ``derivative_vs_fd.png``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig
 
-from cliffjax.analysis.sensitivity import distribution_slopes, make_sensitivity
+from cliffjax.analysis.sensitivity import distribution_slopes, logp_slope, make_sensitivity
 from cliffjax.experiments import report
 from cliffjax.experiments.app import hydra_app
 from cliffjax.experiments.cliff_config import (
@@ -51,13 +56,17 @@ from cliffjax.experiments.policy_cliff import (
     Setup,
     _warm_start_dir,
     record_rollouts,
+    run_replay,
     run_sweep,
     seed_keys,
     start_job,
 )
+from cliffjax.sampling import sample
+from cliffjax.tasks.base import sampling_config
 from cliffjax.training.rl import make_rl_train
 
 SENSITIVITY_FILE = "sensitivity.jsonl"
+LOGP_FILE = "logp_slopes.npz"
 
 
 def _memory_bytes(compiled: Any) -> int | None:
@@ -73,6 +82,58 @@ def lipschitz_bound(setup: Setup, entropy_coef: float) -> float | None:
     if entropy_coef <= 0:
         return None
     return float(jnp.max(jnp.abs(setup.delta_train))) / (2.0 * entropy_coef)
+
+
+def greedy_logp_slopes(setup: Setup, params: Any, tangent: Any) -> dict[str, jax.Array]:
+    """Per-token ``d log π(y_t | x, y_<t)/dε`` of each seed's greedy completion ``y`` of every
+    held-out prompt ``x`` under its final policy: ``{"completion", "mask", "logp", "d_logp"}``,
+    each ``[seeds, n_eval, N]`` (``d_logp`` is 0 where ``mask`` is 0)."""
+    cfg = sampling_config(setup.task, temperature=0.0)
+
+    @jax.jit
+    @jax.vmap
+    def one(p, t):
+        out = sample(setup.graphdef, p, setup.ep, jax.random.key(0), cfg)
+        logp, d_logp = logp_slope(setup.graphdef, p, t, setup.ep, out.completion)
+        m = out.completion_mask.astype(jnp.float32)
+        return {
+            "completion": out.completion,
+            "mask": out.completion_mask,
+            "logp": logp * m,
+            "d_logp": d_logp * m,
+        }
+
+    return one(params, tangent)
+
+
+def greedy_slope_columns(greedy: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-seed summaries of :func:`greedy_logp_slopes`: ``seq_logp_slope`` (mean over prompts
+    of ``d log π(y|x)/dε``, the whole greedy completion), ``logp_slope_rms`` and
+    ``logp_slope_absmax`` (over the real tokens)."""
+    m = greedy["mask"].astype(jnp.float32)
+    d = greedy["d_logp"]
+    n = jnp.maximum(m.sum((1, 2)), 1.0)
+    return {
+        "seq_logp_slope": d.sum(-1).mean(-1),
+        "logp_slope_rms": jnp.sqrt((d**2).sum((1, 2)) / n),
+        "logp_slope_absmax": jnp.abs(d).max((1, 2)),
+    }
+
+
+def fd_over_slope(
+    rows: list[dict[str, Any]], fd_rows: list[dict[str, Any]], seed0_only: bool = False
+) -> dict[str, float]:
+    """``{ε: mean TV(ε)/ε ÷ mean dTV/dε}`` on the held-out prompts, for every ε > 0 of the
+    finite-difference rows (only seed 0 on both sides with ``seed0_only``: replay mode, where
+    the finite differences replay seed 0's data). Ratios near 1 at small ε: the run responds
+    linearly at that scale."""
+    pick = [r for r in rows if not seed0_only or r["seed"] == 0]
+    slope = float(np.mean([r["tv_slope"] for r in pick]))
+    out = {}
+    for e in sorted({r["eps"] for r in fd_rows if r["eps"] > 0}):
+        fd = [r["tv_exact"] / e for r in fd_rows if r["eps"] == e]
+        out[f"{e:g}"] = float(np.mean(fd)) / slope if slope > 0 else float("nan")
+    return out
 
 
 def run_sensitivity(
@@ -123,6 +184,7 @@ def run_sensitivity(
         return distribution_slopes(setup.graphdef, p, t, prompts, setup.cand, setup.cmask)
 
     s = slopes(params, tangent)
+    greedy = greedy_logp_slopes(setup, params, tangent)
     d_eval, d_train = s.d_dist[:, :n_eval, :-1], s.d_dist[:, n_eval:, :-1]
     out = {
         "tv_slope": s.tv_slope[:, :n_eval].mean(1),
@@ -133,6 +195,7 @@ def run_sensitivity(
         "reward_slope_train": jnp.sum(d_train * setup.r_train[None], -1).mean(1),
         "delta_slope_train": jnp.sum(d_train * setup.delta_train[None], -1).mean(1),
         "train_reward_slope": d_metrics["reward_mean"][:, -1],
+        **greedy_slope_columns(greedy),
     }
     out = {k: np.asarray(v) for k, v in out.items()}
     alpha = exp.trainer.rl.entropy_coef
@@ -151,8 +214,15 @@ def run_sensitivity(
         for row in rows:
             fh.write(json.dumps(row) + "\n")
 
-    # Finite differences over sweep.eps (results.jsonl), for the comparison.
-    sweep = run_sweep(job, out_dir, setup) if not replay else None
+    np.savez(out_dir / LOGP_FILE, **{k: np.asarray(v) for k, v in greedy.items()})
+
+    # Finite differences over sweep.eps (results.jsonl), for the comparison: fresh sampling
+    # with common random numbers, or, in replay mode, the seed-0 run on the same rollouts the
+    # tangent runs replayed (then the slope is the exact limit of TV(ε)/ε as ε → 0).
+    if replay:
+        sweep = run_replay(job, out_dir, setup, rollouts=records, objectives=(exp.algo.name,))
+    else:
+        sweep = run_sweep(job, out_dir, setup)
     summary = {
         "objective": exp.algo.name,
         "n_seeds": n_s,
@@ -167,11 +237,9 @@ def run_sensitivity(
     }
     if summary["plain_bytes"] and summary["jvp_bytes"]:
         summary["jvp_bytes_over_plain"] = summary["jvp_bytes"] / summary["plain_bytes"]
+    summary["fd_over_slope"] = fd_over_slope(rows, sweep["rows"], seed0_only=replay)
     (out_dir / "sensitivity_summary.json").write_text(json.dumps(summary, indent=2))
-    if sweep is not None:
-        report.plot_slope_vs_fd(
-            rows, report.summarize(sweep["rows"]), out_dir / "derivative_vs_fd.png"
-        )
+    report.plot_slope_vs_fd(rows, report.summarize(sweep["rows"]), out_dir / "derivative_vs_fd.png")
     return {"rows": rows, "summary": summary, "sweep": sweep}
 
 
@@ -195,7 +263,13 @@ def main(cfg: DictConfig) -> None:
         f"cost: differentiated {s['jvp_s']:.2f} s vs plain {s['plain_s']:.2f} s "
         f"({s['jvp_over_plain']:.2f}x) for {s['n_seeds']} runs"
     )
-    print(f"results: {out_dir / SENSITIVITY_FILE}")
+    ratios = ", ".join(f"ε={e}: {r:.3g}" for e, r in s["fd_over_slope"].items())
+    print(f"finite-difference TV(ε)/ε over the slope: {ratios}")
+    print(
+        f"greedy completions: d log π(y|x)/dε = {mean('seq_logp_slope'):.4g}, per-token rms "
+        f"{mean('logp_slope_rms'):.4g}"
+    )
+    print(f"results: {out_dir / SENSITIVITY_FILE}, per-token slopes: {out_dir / LOGP_FILE}")
 
 
 if __name__ == "__main__":

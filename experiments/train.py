@@ -50,11 +50,13 @@ from cliffjax.experiments.config import (
 from cliffjax.models.build import build_policy
 from cliffjax.models.policy import param_count
 from cliffjax.objectives import get_objective
+from cliffjax.tasks.evaluate import completion_table, evaluate_sampled
 from cliffjax.training.checkpoint import Checkpointer, NoIntactCheckpoint
 from cliffjax.training.evaluation import make_evaluator
 from cliffjax.training.guards import NonFiniteError
+from cliffjax.training.loggers import RunLogger
 from cliffjax.training.loop import Phase, run_phase
-from cliffjax.training.metrics import MetricsWriter, read_metrics, to_host, truncate_metrics
+from cliffjax.training.metrics import read_metrics, to_host, truncate_metrics
 from cliffjax.training.preference import make_preference_step_fn, preference_optimizer
 from cliffjax.training.program import RLProgram
 from cliffjax.training.rl import make_rl_step_fn
@@ -93,6 +95,44 @@ def _keys(seed: int) -> dict[str, jax.Array]:
     return dict(zip(names, jax.random.split(jax.random.PRNGKey(seed), len(names))))
 
 
+class RunEvaluator:
+    """The evaluation of a run: greedy accuracy / reward / length on the held-out set, plus,
+    with ``trainer.eval.n_samples > 0``, ``eval_pass@k`` and ``eval_mean@n`` per reward
+    component over sampled completions; queues a table of ``trainer.logging.samples`` greedy
+    completions on ``logger`` (set by the job) for the logging backends."""
+
+    def __init__(self, exp: ExperimentConfig, graphdef: Any, task: Any, layout: Any) -> None:
+        self.greedy = make_evaluator(graphdef, task, layout=layout)
+        self.graphdef, self.task = graphdef, task
+        self.eval_cfg, self.n_rows = exp.trainer.eval, exp.trainer.logging.samples
+        self.key = jax.random.fold_in(jax.random.key(exp.seed), 7)
+        self.calls = 0
+        self.logger: RunLogger | None = None
+
+    def __call__(self, params: Any) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.greedy(params))
+        e = self.eval_cfg
+        self.calls += 1
+        if e.n_samples:
+            sampled = evaluate_sampled(
+                self.graphdef,
+                params,
+                self.task,
+                jax.random.fold_in(self.key, self.calls),
+                e.n_samples,
+                e.ks,
+                e.temperature,
+                e.top_p,
+                e.batch_size,
+            )
+            out.update({f"eval_{k}": v for k, v in sampled.items() if k != "n"})
+        if self.logger is not None and self.n_rows and self.logger.enabled:
+            self.logger.queue_samples(
+                completion_table(self.graphdef, params, self.task, self.n_rows)
+            )
+        return out
+
+
 def make_layout(exp: ExperimentConfig) -> Layout | None:
     """The mesh layout of ``exp.mesh`` (docs/scaling.md), or ``None`` (plain ``jax.jit``) for
     one device."""
@@ -128,7 +168,7 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
     if layout is not None:  # sharded: parameters by the rules, keys replicated
         params0 = layout.place(params0)
         keys = layout.place(keys, "replicated")
-    evaluate = make_evaluator(graphdef, task, layout=layout)
+    evaluate = RunEvaluator(exp, graphdef, task, layout)
     ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), cfg.checkpoint.keep)
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     info: dict[str, Any] = {}
@@ -180,7 +220,8 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
         print(f"resume: checkpoint {latest} ({meta['phase']} step {meta['step']})", file=sys.stderr)
     elif is_main_process() and os.path.exists(metrics_path):
         os.remove(metrics_path)
-    writer = MetricsWriter(metrics_path if is_main_process() else os.devnull)
+    writer = RunLogger(run_dir, cfg.logging, experiment_to_dict(exp), enabled=is_main_process())
+    evaluate.logger = writer
     info.update(meta.get("info", {}))
     try:
         # --- initial evaluation (random init) ------------------------------------------------

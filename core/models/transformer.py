@@ -12,6 +12,12 @@ Architecture (pre-norm, as in Llama; arXiv:2302.13971 Sec. 2.2):
   is paired with i + D/2 and rotated by angle pos · θ^(-2i/D).
 * SwiGLU feed-forward: arXiv:2002.05202, Eq. 6 (FFN_SwiGLU, no biases).
 
+Padding convention (left-padded prompts, shared with ``cliffjax.models.llama``): a token whose
+position is negative is padding. No query attends to it as a key, and RoPE rotates by
+``max(position, 0)``. The cache keeps the position of every slot (``pos``, -1 when empty or
+padding), so a query in slot ``i`` sees slot ``j`` iff ``j <= i`` and ``pos[b, j] >= 0``.
+With no negative position this is plain causal attention, bit for bit.
+
 Parameter paths are flat and predictable, so later partition rules can match them by name:
 
     embed.embedding                 [V, d]           ("vocab", "embed")
@@ -135,30 +141,51 @@ def preset_config(
 
 
 class KVCache(NamedTuple):
-    """Fixed-size key/value cache.
+    """Fixed-size key/value cache with per-slot positions.
 
     Attributes:
-      k: one ``[B, T, H, Dh]`` array per layer (T = cache length, static).
+      k: one ``[B, H, T, Dh]`` array per layer (T = cache length, static; keys after RoPE).
       v: same shapes as ``k``.
+      pos: ``[B, T]`` int32 position of the token in each slot; -1 for empty or padding slots.
       index: int32 scalar, the number of slots already written; the next call writes its
         ``S`` new keys at slots ``[index, index + S)`` and attends to slots ``< index + S``
-        (causally within the new chunk).
+        (causally within the new chunk) whose ``pos`` is >= 0.
     """
 
     k: tuple[Array, ...]
     v: tuple[Array, ...]
+    pos: Array
     index: Array
 
 
 def init_kv_cache(cfg: TransformerConfig, batch: int, max_len: int, dtype=None) -> KVCache:
-    """An empty cache of ``max_len`` slots (zeros, index 0); dtype defaults to cfg.dtype."""
+    """An empty cache of ``max_len`` slots (zeros, ``pos = -1``, index 0).
+
+    ``dtype`` (keys and values) defaults to ``cfg.dtype``; a ``bfloat16`` cache halves the
+    memory the decode steps read, at bfloat16 rounding of keys and values.
+    """
     dtype = jnp.dtype(cfg.dtype if dtype is None else dtype)
-    shape = (batch, max_len, cfg.n_heads, cfg.head_dim)
+    shape = (batch, cfg.n_heads, max_len, cfg.head_dim)
     zeros = tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers))
     return KVCache(
         k=zeros,
         v=tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)),
+        pos=jnp.full((batch, max_len), -1, jnp.int32),
         index=jnp.zeros((), jnp.int32),
+    )
+
+
+def grow_kv_cache(cache: KVCache, max_len: int) -> KVCache:
+    """The same cache with ``max_len >= T`` slots: new slots empty (zeros, ``pos = -1``)."""
+    t = cache.pos.shape[1]
+    if max_len < t:
+        raise ValueError(f"grow_kv_cache: max_len must be >= the cache length {t}, got {max_len}")
+    pad = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, max_len - t), (0, 0)))
+    return KVCache(
+        k=tuple(pad(x) for x in cache.k),
+        v=tuple(pad(x) for x in cache.v),
+        pos=jnp.pad(cache.pos, ((0, 0), (0, max_len - t)), constant_values=-1),
+        index=cache.index,
     )
 
 
@@ -214,13 +241,14 @@ def rope(x: Array, positions: Array, theta: float) -> Array:
 
     Args:
       x: ``[B, S, H, Dh]``.
-      positions: ``[B, S]`` int32 absolute positions.
+      positions: ``[B, S]`` int32 absolute positions; negative (padding) rotates by 0.
     Returns:
       ``x`` rotated, same shape and dtype. Angles are computed in float32.
     """
     half = x.shape[-1] // 2
     inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # θ^(-2i/Dh)
-    angles = positions.astype(jnp.float32)[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
+    pos = jnp.maximum(positions, 0).astype(jnp.float32)
+    angles = pos[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
     sin = jnp.sin(angles)[:, :, None, :]
     cos = jnp.cos(angles)[:, :, None, :]
     x32 = x.astype(jnp.float32)
@@ -249,9 +277,14 @@ class Attention(nnx.Module):
         positions: Array,
         cache_kv: tuple[Array, Array] | None,
         index: Array,
+        key_pos: Array,
         last_only: bool = False,
     ) -> tuple[Array, tuple[Array, Array] | None]:
-        """Attention output ``[B, S, d]`` (``[B, 1, d]`` for the last query if ``last_only``)."""
+        """Attention output ``[B, S, d]`` (``[B, 1, d]`` for the last query if ``last_only``).
+
+        ``key_pos [B, T]`` are the positions of the keys (the cache's ``pos`` after writing
+        this chunk, or ``positions`` with no cache); keys with a negative position are masked.
+        """
         b, s = x.shape[:2]
         # Projections take the rows as one [B·S, d] matrix (see _rows).
         w_qkv = self.qkv[...].astype(self.dtype)
@@ -267,38 +300,43 @@ class Attention(nnx.Module):
         v = proj[2]
         first_query = s - 1 if last_only else 0
         q = rope(proj[0][:, first_query:], positions[:, first_query:], self.theta)
-        if cache_kv is None:
-            keys, values, new_kv = k, v, None
-            start = jnp.zeros((), jnp.int32)
-        else:
-            k_cache, v_cache = cache_kv
-            start = index
-            keys = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
-            values = jax.lax.dynamic_update_slice(
-                v_cache, v.astype(v_cache.dtype), (0, index, 0, 0)
-            )
-            new_kv = (keys, values)
-            keys, values = keys.astype(self.dtype), values.astype(self.dtype)
-        t = keys.shape[1]
-        # Query i of this chunk sits in slot start + i and may see slots j <= start + i; slots
-        # beyond the written prefix are excluded by the same inequality.
-        q_slot = start + jnp.arange(first_query, s, dtype=jnp.int32)
-        allowed = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
         scale = 1.0 / math.sqrt(q.shape[-1])
-        if q.shape[1] == 1:
-            # One query per row (a decode step): a broadcast multiply + reduction over the
-            # head dimension fuses into one loop; XLA:CPU runs the equivalent batched
-            # matrix-vector dot (B·H tiny products) several times slower.
-            prod = q.astype(jnp.float32) * keys.astype(jnp.float32)
-            scores = jnp.sum(prod, axis=-1) * scale  # [B, T, H]
-            scores = jnp.where(allowed[0][None, :, None], scores, jnp.finfo(jnp.float32).min)
-            probs = jax.nn.softmax(scores, axis=1).astype(self.dtype)
-            ctx = jnp.sum(probs[..., None] * values, axis=1, keepdims=True)  # [B, 1, H, Dh]
-        else:
-            scores = jnp.einsum("bshk,bthk->bhst", q, keys, preferred_element_type=jnp.float32)
-            scores = jnp.where(allowed[None, None], scores * scale, jnp.finfo(jnp.float32).min)
+        neg = jnp.finfo(jnp.float32).min
+        if cache_kv is None:
+            # Plain causal pass (training, scoring): query i may see keys j <= i.
+            causal = jnp.arange(s, dtype=jnp.int32)[None, :] <= jnp.arange(s)[first_query:, None]
+            allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S_q, S]
+            scores = jnp.einsum("bshk,bthk->bhst", q, k, preferred_element_type=jnp.float32)
+            scores = jnp.where(allowed[:, None], scores * scale, neg)
             probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-            ctx = jnp.einsum("bhst,bthk->bshk", probs, values)
+            ctx = jnp.einsum("bhst,bthk->bshk", probs, v)
+            new_kv = None
+        else:
+            # The cache is laid out [B, H, T, Dh]: every (row, head) is one contiguous [T, Dh]
+            # matrix, so a decode step is B·H matrix-vector products with no transposes of
+            # the cache (2.7x faster than the broadcast-multiply formulation over a
+            # [B, T, H, Dh] cache at B=64, T=517 on XLA:CPU; docs/benchmarks.md).
+            k_cache, v_cache = cache_kv
+            kt = jnp.swapaxes(k, 1, 2).astype(k_cache.dtype)  # [B, H, S, Dh]
+            vt = jnp.swapaxes(v, 1, 2).astype(v_cache.dtype)
+            keys = jax.lax.dynamic_update_slice(k_cache, kt, (0, 0, index, 0))
+            values = jax.lax.dynamic_update_slice(v_cache, vt, (0, 0, index, 0))
+            new_kv = (keys, values)
+            t = keys.shape[2]
+            # Query i of this chunk sits in slot index + i and may see slots j <= index + i;
+            # slots beyond the written prefix are excluded by the same inequality.
+            q_slot = index + jnp.arange(first_query, s, dtype=jnp.int32)
+            causal = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S_q, T]
+            allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S_q, T]
+            qt = jnp.swapaxes(q, 1, 2)  # [B, H, S_q, Dh]
+            scores = jnp.einsum(
+                "bhsk,bhtk->bhst", qt, keys.astype(self.dtype), preferred_element_type=jnp.float32
+            )
+            scores = jnp.where(allowed[:, None], scores * scale, neg)
+            probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+            ctx = jnp.swapaxes(
+                jnp.einsum("bhst,bhtk->bhsk", probs, values.astype(self.dtype)), 1, 2
+            )
         y = jnp.einsum("mhk,hkd->md", _rows(ctx), self.out[...].astype(self.dtype))
         return y.reshape(*ctx.shape[:2], -1), new_kv
 
@@ -332,8 +370,8 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps, pdt)
         self.mlp = SwiGLU(cfg, init)
 
-    def __call__(self, h, positions, cache_kv, index, last_only: bool = False):
-        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index, last_only)
+    def __call__(self, h, positions, cache_kv, index, key_pos, last_only: bool = False):
+        a, new_kv = self.attn(self.attn_norm(h), positions, cache_kv, index, key_pos, last_only)
         h = (h[:, -1:] if last_only else h) + a
         h = h + self.mlp(self.mlp_norm(h))
         return h, new_kv
@@ -372,6 +410,11 @@ class Transformer(nnx.Module):
         """An empty ``KVCache`` for this model (see ``init_kv_cache``)."""
         return init_kv_cache(self.config, batch, max_len, dtype)
 
+    def grow_cache(self, cache: KVCache, max_len: int) -> KVCache:
+        """``cache`` with ``max_len`` slots (see ``grow_kv_cache``); the sampler grows the
+        cache in steps so that decode steps attend over about the written prefix only."""
+        return grow_kv_cache(cache, max_len)
+
     def prefill(self, tokens: Array, positions: Array, cache: KVCache) -> tuple[Array, KVCache]:
         """Fill the cache with a prompt and return only the last position's logits ``[B, 1, V]``.
 
@@ -393,7 +436,8 @@ class Transformer(nnx.Module):
 
         Args:
           tokens: ``[B, S]`` int32 token ids.
-          positions: ``[B, S]`` int32 absolute positions (used by RoPE only).
+          positions: ``[B, S]`` int32 absolute positions (RoPE); negative marks padding, which
+            no query attends to (module docstring).
           cache: ``None`` for a plain causal forward pass over ``tokens``; or a ``KVCache``
             whose ``index`` slots are filled: the new keys are written at
             ``[index, index + S)`` and attention covers the cached prefix.
@@ -407,13 +451,19 @@ class Transformer(nnx.Module):
             )
         dtype = jnp.dtype(self.config.dtype)
         h = self.embed(tokens, dtype)
-        index = jnp.zeros((), jnp.int32) if cache is None else cache.index
+        positions = positions.astype(jnp.int32)
+        if cache is None:
+            index = jnp.zeros((), jnp.int32)
+            key_pos = positions
+        else:
+            index = cache.index
+            key_pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, index))
         new_k, new_v = [], []
         n_layers = len(self.layers)
         for i, layer in enumerate(self.layers):
             layer_kv = None if cache is None else (cache.k[i], cache.v[i])
             trim = last_only and i == n_layers - 1
-            h, kv = layer(h, positions, layer_kv, index, trim)
+            h, kv = layer(h, positions, layer_kv, index, key_pos, trim)
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
@@ -426,5 +476,7 @@ class Transformer(nnx.Module):
         ).reshape(*h.shape[:2], -1)
         if cache is None:
             return logits, None
-        new_cache = KVCache(k=tuple(new_k), v=tuple(new_v), index=cache.index + tokens.shape[1])
+        new_cache = KVCache(
+            k=tuple(new_k), v=tuple(new_v), pos=key_pos, index=cache.index + tokens.shape[1]
+        )
         return logits, new_cache

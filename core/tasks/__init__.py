@@ -6,7 +6,7 @@ from cliffjax.tasks.evaluate import evaluate
 from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask, enumerate_answers
 from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
 from cliffjax.tasks.registry import TASKS, get_task, list_tasks, make_task, task_config_cls
-from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tokenizers.char import TOKENIZER, CharTokenizer
 
 __all__ = [
     "TASKS",

@@ -38,7 +38,7 @@ from cliffjax.tasks.base import (
     number_tokens,
     sft_from_target,
 )
-from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tokenizers.char import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

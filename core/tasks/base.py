@@ -6,7 +6,9 @@ generates supervised warm-start examples.
 
 Conventions used by every task:
 
-* ``prompts``: ``[n, P]`` int32, exactly ``task.prompt_len`` tokens, no padding inside.
+* ``prompts``: ``[n, P]`` int32, exactly ``task.prompt_len`` tokens, no padding inside; a task
+  with ``padded_prompts = True`` (the text tasks) left pads them with ``pad_id`` instead
+  (:func:`prompt_mask_of` gives the mask every consumer passes to the sampler and scorer).
 * ``meta``: ``dict[str, Array]``, each ``[n]`` (leading dimension = prompt count). To score G
   completions per prompt, repeat it: ``jax.tree.map(lambda x: jnp.repeat(x, G, 0), meta)``.
 * ``reward(completions [B, N], completion_mask [B, N], meta) -> (reward [B] float32,
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cliffjax.sampling.sampler import SamplingConfig
-from cliffjax.tasks.tokenizer import CharTokenizer
+from cliffjax.tokenizers import CharTokenizer, Tokenizer
 
 Array = jax.Array
 Meta = dict[str, Array]
@@ -43,7 +45,7 @@ class Task(Protocol):
     """What the trainer, the sampler and ``evaluate`` need from a task."""
 
     name: str
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer  # the synthetic tasks use CharTokenizer (digit ids are arithmetic)
     prompt_len: int
     max_new_tokens: int
     answer_digits: int  # digits of the longest correct answer (the answer set of analyses)
@@ -90,9 +92,23 @@ def sampling_config(
         top_k=top_k,
         top_p=top_p,
         eos_id=task.tokenizer.eos_id,
+        eos_ids=tuple(getattr(task.tokenizer, "eos_ids", ()))[1:],
         pad_id=task.tokenizer.pad_id,
         group_size=group_size,
     )
+
+
+def prompt_mask_of(task: Task, prompts: Array) -> Array | None:
+    """The prompt mask ``[n, P]`` (1 = real token) of a task's prompts, or ``None``.
+
+    Tasks with fixed-width prompts (every synthetic task) return ``None``: every token is
+    real and the sampler and scorer run their unpadded program. A task with
+    ``padded_prompts = True`` (text tasks) left pads its prompts with the tokenizer's
+    ``pad_id``; the leading run of ``pad_id`` of each row is its padding."""
+    if not getattr(task, "padded_prompts", False):
+        return None
+    real = prompts != task.tokenizer.pad_id
+    return (jnp.cumsum(real.astype(jnp.int32), axis=1) > 0).astype(jnp.int32)
 
 
 # Task methods are jit-compiled with the task itself static (tasks hash by type and config):

@@ -40,7 +40,7 @@ from cliffjax.tasks.base import (
     response_length,
     sft_from_target,
 )
-from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tokenizers.char import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

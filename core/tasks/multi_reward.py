@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask
 from cliffjax.tasks.base import Meta, jit_method, num_digits, response_length
-from cliffjax.tasks.tokenizer import TOKENIZER, CharTokenizer
+from cliffjax.tokenizers.char import TOKENIZER, CharTokenizer
 
 Array = jax.Array
 

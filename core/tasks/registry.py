@@ -9,6 +9,7 @@ from cliffjax.tasks.arithmetic import AdditionConfig, ArithmeticTask, MultModCon
 from cliffjax.tasks.base import Task
 from cliffjax.tasks.many_answers import ManyAnswersConfig, ManyAnswersTask
 from cliffjax.tasks.multi_reward import MultiRewardConfig, MultiRewardTask
+from cliffjax.tasks.text import TextTask, TextTaskConfig
 
 # name -> (config class, task class)
 TASKS: dict[str, tuple[type, type]] = {
@@ -16,6 +17,7 @@ TASKS: dict[str, tuple[type, type]] = {
     "mult_mod": (MultModConfig, ArithmeticTask),
     "many_answers": (ManyAnswersConfig, ManyAnswersTask),
     "multi_reward": (MultiRewardConfig, MultiRewardTask),
+    "jsonl": (TextTaskConfig, TextTask),
 }
 
 

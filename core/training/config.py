@@ -232,6 +232,67 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Sampled evaluation on the held-out set, next to greedy accuracy (every ``eval_every``).
+
+    Attributes:
+      n_samples: completions per held-out prompt for pass@k / mean@n (0 = greedy only).
+      ks: the k of pass@k (each in ``[1, n_samples]``).
+      temperature: sampling temperature (> 0).
+      top_p: nucleus mass in (0, 1].
+      batch_size: prompts per sampler call.
+    """
+
+    n_samples: int = 0
+    ks: tuple[int, ...] = (1,)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.n_samples >= 0, "n_samples", ">= 0", self.n_samples)
+        if self.n_samples:
+            bad = [k for k in self.ks if not 1 <= k <= self.n_samples]
+            _check(not bad, "ks", f"in [1, n_samples={self.n_samples}]", self.ks)
+        _check(self.temperature > 0, "temperature", "> 0", self.temperature)
+        _check(0 < self.top_p <= 1, "top_p", "in (0, 1]", self.top_p)
+        _check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+
+BACKENDS = ("tensorboard", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    """Logging backends beyond ``metrics.jsonl``.
+
+    Attributes:
+      backends: any of ``"tensorboard"``, ``"wandb"``.
+      wandb_project: the W&B project.
+      wandb_mode: ``"offline"`` (default: no network), ``"online"`` or ``"disabled"``.
+      wandb_entity: the W&B entity (team/user), or ``None`` for the default.
+      samples: completions of held-out prompts logged as a table at every evaluation
+        (0 = none).
+    """
+
+    backends: tuple[str, ...] = ()
+    wandb_project: str = "cliffjax"
+    wandb_mode: str = "offline"
+    wandb_entity: str | None = None
+    samples: int = 4
+
+    def __post_init__(self) -> None:
+        bad = [b for b in self.backends if b not in BACKENDS]
+        if bad:
+            raise ValueError(f"backends: unknown backend {bad[0]!r}; expected some of {BACKENDS}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
+        if not isinstance(self.samples, int) or self.samples < 0:
+            raise ValueError(f"samples must be an int >= 0, got {self.samples!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """What the main job runs: warm start, then RL or preference optimization.
 
@@ -249,6 +310,8 @@ class TrainerConfig:
         ``[trainer.rl.steps]``; each change is recorded in ``manifest.json``.
       progress: show a tqdm progress bar.
       nan_at_step: test hook: poison the advantages with NaN at this RL step (-1 = off).
+      eval: sampled held-out evaluation (pass@k, mean@n) at every evaluation.
+      logging: logging backends (TensorBoard, W&B) and completion tables.
     """
 
     sft: SFTConfig = SFTConfig()
@@ -262,6 +325,8 @@ class TrainerConfig:
     resume_allow: tuple[str, ...] = ()
     progress: bool = True
     nan_at_step: int = -1
+    eval: EvalConfig = EvalConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     def __post_init__(self) -> None:
         _check(self.eval_every >= 0, "eval_every", ">= 0", self.eval_every)

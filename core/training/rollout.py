@@ -39,6 +39,7 @@ from cliffjax.objectives import compute_advantages, kl_divergence
 from cliffjax.objectives.advantages import std_safe
 from cliffjax.objectives.shaping import soft_overlong_penalty
 from cliffjax.sampling import sample, score
+from cliffjax.tasks.base import prompt_mask_of
 from cliffjax.training.program import RLProgram
 
 Array = jax.Array
@@ -106,7 +107,8 @@ def _sample_record(
     k_prompt, k_sample, k_select = jax.random.split(key, 3)
     prompts, meta = task.train_prompts(k_prompt, n_prompts)
     # The sampler repeats each prompt G times itself (one prefill per prompt).
-    out = sample(program.graphdef, params, prompts, k_sample, sampling)
+    pmask = prompt_mask_of(task, prompts)
+    out = sample(program.graphdef, params, prompts, k_sample, sampling, prompt_mask=pmask)
     prompts, meta = _repeat(prompts, g), _repeat(meta, g)
     completions = out.completion
     mask = out.completion_mask.astype(jnp.float32)
@@ -143,7 +145,7 @@ def _sample_record(
         mask = mask[rows] * jnp.repeat(keep_mixed, g).astype(jnp.float32)[:, None]
         metrics["masked_group_frac"] = 1.0 - jnp.mean(keep_mixed.astype(jnp.float32))
     if not program.samples_policy:
-        logp = score(program.graphdef, params, prompts, completions)
+        logp = score(program.graphdef, params, prompts, completions, prompt_mask_of(task, prompts))
     record = RolloutRecord(prompts, completions, mask, logp * mask, rewards, delta)
     return record, metrics
 
@@ -196,7 +198,13 @@ def rollout_phase(
     if program.needs_reference or score_reference:
         if reference is None:
             raise ValueError("the objective has a KL term: pass the reference parameters")
-        logp_ref = score(program.graphdef, reference, record.prompts, record.completions)
+        logp_ref = score(
+            program.graphdef,
+            reference,
+            record.prompts,
+            record.completions,
+            prompt_mask_of(program.task, record.prompts),
+        )
         kl = kl_divergence(record.logp_old, logp_ref, "k3")
         metrics["kl_ref"] = masked_mean(kl, record.mask)
     batch = Rollout(

@@ -34,7 +34,7 @@ Array = jax.Array
 
 
 def sequence_nll(
-    graphdef: Any, params: Any, tokens: Array, loss_mask: Array
+    graphdef: Any, params: Any, tokens: Array, loss_mask: Array, pad_id: int | None = None
 ) -> tuple[Array, Array, Array]:
     """Supervised next-token loss: ``(nll_sum, n_tokens, n_correct)`` over ``loss_mask``.
 
@@ -42,11 +42,17 @@ def sequence_nll(
     position ``i`` is predicted from ``tokens[:, :i]``, so position 0 never counts).
     ``nll_sum = -sum_{b,i>0} mask[b,i] log pi(tokens[b,i] | tokens[b,<i])``; the mean loss is
     ``nll_sum / n_tokens`` (a (sum, denominator) pair, like the objectives).
+    With ``pad_id`` (tasks with left-padded prompts) the leading run of ``pad_id`` of each row
+    is padding: negative positions, never attended to, so a row trains as it would alone.
     """
     inputs = tokens[:, :-1]
     targets = tokens[:, 1:]
     mask = loss_mask[:, 1:].astype(jnp.float32)
-    positions = jnp.broadcast_to(jnp.arange(inputs.shape[1], dtype=jnp.int32), inputs.shape)
+    if pad_id is None:
+        positions = jnp.broadcast_to(jnp.arange(inputs.shape[1], dtype=jnp.int32), inputs.shape)
+    else:
+        count = jnp.cumsum((inputs != pad_id).astype(jnp.int32), axis=1)
+        positions = jnp.where(count > 0, count - 1, -1).astype(jnp.int32)
     logits, _ = apply(graphdef, params, inputs, positions)
     logits = logits.astype(jnp.float32)
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -63,11 +69,12 @@ def sft_update(
     graphdef: Any,
     optim: OptimConfig,
     total_steps: int,
+    pad_id: int | None = None,
 ) -> tuple[TrainState, dict[str, Array]]:
     tx = make_optimizer(optim, total_steps)
 
     def loss_fn(params):
-        nll, n, correct = sequence_nll(graphdef, params, tokens, loss_mask)
+        nll, n, correct = sequence_nll(graphdef, params, tokens, loss_mask, pad_id)
         n = jnp.maximum(n, 1.0)
         return nll / n, correct / n
 
@@ -79,12 +86,21 @@ def sft_update(
 
 
 _sft_step = jax.jit(
-    sft_update, static_argnames=("graphdef", "optim", "total_steps"), donate_argnums=0
+    sft_update, static_argnames=("graphdef", "optim", "total_steps", "pad_id"), donate_argnums=0
 )
 
 
+def padding_id(task: Any) -> int | None:
+    """The id whose leading run is padding in ``task``'s data (``None``: fixed-width prompts)."""
+    return task.tokenizer.pad_id if getattr(task, "padded_prompts", False) else None
+
+
 def make_sft_step(
-    graphdef: Any, optim: OptimConfig, total_steps: int, layout: Layout | None = None
+    graphdef: Any,
+    optim: OptimConfig,
+    total_steps: int,
+    layout: Layout | None = None,
+    pad_id: int | None = None,
 ) -> Callable[[TrainState, Array, Array], tuple[TrainState, dict[str, Array]]]:
     """A jit'd ``step(state, tokens[B,L], loss_mask[B,L]) -> (state, metrics)``.
 
@@ -102,6 +118,7 @@ def make_sft_step(
         graphdef=graphdef,
         optim=optim,
         total_steps=total_steps,
+        pad_id=pad_id,
     )
 
 
@@ -119,7 +136,9 @@ def make_sft_step_fn(
     depends only on the step index (resuming replays the same batches). The state must be built
     with ``sft_optimizer(cfg)``.
     """
-    step = make_sft_step(graphdef, cfg.optim, max(cfg.steps, 1), layout=layout)
+    step = make_sft_step(
+        graphdef, cfg.optim, max(cfg.steps, 1), layout=layout, pad_id=padding_id(task)
+    )
 
     def fn(state: TrainState, i: int):
         tokens, loss_mask = sharded_partial(
@@ -151,7 +170,13 @@ def make_sft_train(
         def body(state, i):
             tokens, loss_mask = task.sft_batch(jax.random.fold_in(data_key, i), cfg.batch_size)
             return sft_update(
-                state, tokens, loss_mask, graphdef=graphdef, optim=cfg.optim, total_steps=total
+                state,
+                tokens,
+                loss_mask,
+                graphdef=graphdef,
+                optim=cfg.optim,
+                total_steps=total,
+                pad_id=padding_id(task),
             )
 
         state, metrics = jax.lax.scan(body, state, jnp.arange(cfg.steps, dtype=jnp.int32))

@@ -27,6 +27,7 @@ import optax
 from cliffjax.distributed.layout import Layout, sharded_partial
 from cliffjax.objectives import PolicyBatch
 from cliffjax.sampling import score_with_entropy
+from cliffjax.tasks.base import prompt_mask_of
 from cliffjax.training.program import RLProgram
 from cliffjax.training.rollout import Rollout
 from cliffjax.training.state import TrainState
@@ -57,7 +58,10 @@ def _minibatch_grads(params: PyTree, mbatch: Rollout, program: RLProgram):
 
     def micro_terms(prm: PyTree, micro: Rollout):
         def total(p):
-            logp, ent = score_with_entropy(program.graphdef, p, micro.prompts, micro.completions)
+            pmask = prompt_mask_of(program.task, micro.prompts)
+            logp, ent = score_with_entropy(
+                program.graphdef, p, micro.prompts, micro.completions, pmask
+            )
             loss_sum, _, aux = spec.loss(_policy_batch(logp, micro), cfg)
             ent_sum = jnp.sum(ent * micro.mask)
             value = loss_sum / denom

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 
 from cliffjax.experiments import report
@@ -58,3 +59,27 @@ def test_sensitivity_job_writes_slopes_cost_and_report(tmp_path):
     assert "## Derivative vs finite difference" in text
     assert "| dr_grpo | 0.01 | 0 | random | pathwise given the samples | 2 |" in text
     assert (tmp_path / "derivative_vs_fd.png").stat().st_size > 1000
+
+
+def test_replay_mode_slope_is_the_limit_of_replayed_finite_differences(tmp_path):
+    """In replay mode the finite differences replay the same rollouts the tangent run
+    trained on, so TV(ε)/ε at small ε matches the slope up to O(ε) and float32 round-off;
+    the per-token slopes of the greedy completions are written too."""
+    register_cliff_configs()
+    overrides = [*TINY, "sweep.mode=replay", "sweep.eps=[0,0.0003,0.003]"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        job = build_cliff_config(compose(config_name="sensitivity", overrides=overrides))
+    out = run_sensitivity(job, tmp_path / "0")
+    rows = out["rows"]
+    assert {r["perturbation"] for r in rows} == {"random (replay)"}
+    assert {r["perturbation"] for r in out["sweep"]["rows"]} == {"random (replay)"}
+    s = json.loads((tmp_path / "0" / "sensitivity_summary.json").read_text())
+    assert abs(s["fd_over_slope"]["0.0003"] - 1) < 0.05, s["fd_over_slope"]
+    greedy = np.load(tmp_path / "0" / "logp_slopes.npz")
+    n_seeds, n_eval = job.sweep.n_seeds, 2
+    assert greedy["d_logp"].shape[:2] == (n_seeds, n_eval)
+    assert np.all(greedy["d_logp"][greedy["mask"] == 0] == 0)
+    assert np.any(greedy["d_logp"] != 0)
+    for r in rows:
+        assert math.isfinite(r["seq_logp_slope"]) and r["logp_slope_rms"] > 0
+    assert (tmp_path / "0" / "derivative_vs_fd.png").stat().st_size > 1000

@@ -55,7 +55,7 @@ class LlamaCache(NamedTuple):
     """Fixed-size KV cache with per-slot positions.
 
     Attributes:
-      k: one ``[B, T, H_kv, Dh]`` array per layer (keys after RoPE).
+      k: one ``[B, H_kv, T, Dh]`` array per layer (keys after RoPE).
       v: same shapes as ``k``.
       pos: ``[B, T]`` int32 position of the token in each slot; -1 for empty or padding slots.
       index: int32 scalar; the next call writes its ``S`` tokens at slots ``[index, index+S)``.
@@ -70,13 +70,29 @@ class LlamaCache(NamedTuple):
 def init_llama_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> LlamaCache:
     """An empty cache: zero keys/values, ``pos = -1`` everywhere, ``index = 0``."""
     dtype = jnp.dtype(cfg.dtype if dtype is None else dtype)
-    shape = (batch, max_len, cfg.num_key_value_heads, cfg.head_dim)
+    shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
     layers = range(cfg.num_hidden_layers)
     return LlamaCache(
         k=tuple(jnp.zeros(shape, dtype) for _ in layers),
         v=tuple(jnp.zeros(shape, dtype) for _ in layers),
         pos=jnp.full((batch, max_len), -1, jnp.int32),
         index=jnp.zeros((), jnp.int32),
+    )
+
+
+def grow_llama_cache(cache: LlamaCache, max_len: int) -> LlamaCache:
+    """The same cache with ``max_len >= T`` slots: new slots empty (zeros, ``pos = -1``)."""
+    t = cache.pos.shape[1]
+    if max_len < t:
+        raise ValueError(
+            f"grow_llama_cache: max_len must be >= the cache length {t}, got {max_len}"
+        )
+    pad = lambda x: jnp.pad(x, ((0, 0), (0, 0), (0, max_len - t), (0, 0)))
+    return LlamaCache(
+        k=tuple(pad(x) for x in cache.k),
+        v=tuple(pad(x) for x in cache.v),
+        pos=jnp.pad(cache.pos, ((0, 0), (0, max_len - t)), constant_values=-1),
+        index=cache.index,
     )
 
 
@@ -184,26 +200,40 @@ class Attention(nnx.Module):
         inv_freq = np.asarray(self.inv_freq, np.float32)
         q = apply_rope(q, positions, inv_freq)
         k = apply_rope(k, positions, inv_freq)
+        groups = self.n_heads // self.n_kv
+        qg = q.reshape(b, s, self.n_kv, groups, self.head_dim)
+        neg = jnp.finfo(jnp.float32).min
         if layer_kv is None:
-            keys, values, new_kv = k, v, None
-        else:
-            kc, vc = layer_kv
-            keys = jax.lax.dynamic_update_slice(kc, k.astype(kc.dtype), (0, start, 0, 0))
-            values = jax.lax.dynamic_update_slice(vc, v.astype(vc.dtype), (0, start, 0, 0))
-            new_kv = (keys, values)
-            keys, values = keys.astype(self.dtype), values.astype(self.dtype)
-        t = keys.shape[1]
+            causal = jnp.arange(s, dtype=jnp.int32)[None, :] <= jnp.arange(s)[:, None]  # [S, S]
+            allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S, S]
+            scores = jnp.einsum(
+                "bsngk,btnk->bngst", qg, k, preferred_element_type=jnp.float32
+            ) / math.sqrt(self.head_dim)
+            scores = jnp.where(allowed[:, None, None], scores, neg)
+            probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+            ctx = jnp.einsum("bngst,btnk->bsngk", probs, v)
+            return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), None
+        # The cache is laid out [B, H_kv, T, Dh]: each (row, kv head) is one contiguous
+        # [T, Dh] matrix and a decode step is one small matmul per (row, kv head) against the
+        # G query heads that share it, with no transposes of the cache.
+        kc, vc = layer_kv
+        kt = jnp.swapaxes(k, 1, 2).astype(kc.dtype)  # [B, H_kv, S, Dh]
+        vt = jnp.swapaxes(v, 1, 2).astype(vc.dtype)
+        keys = jax.lax.dynamic_update_slice(kc, kt, (0, 0, start, 0))
+        values = jax.lax.dynamic_update_slice(vc, vt, (0, 0, start, 0))
+        new_kv = (keys, values)
+        t = keys.shape[2]
         q_slot = start + jnp.arange(s, dtype=jnp.int32)
         causal = jnp.arange(t, dtype=jnp.int32)[None, :] <= q_slot[:, None]  # [S, T]
         allowed = causal[None] & (key_pos >= 0)[:, None, :]  # [B, S, T]
-        groups = self.n_heads // self.n_kv
-        qg = q.reshape(b, s, self.n_kv, groups, self.head_dim)
+        qt = jnp.transpose(qg, (0, 2, 3, 1, 4))  # [B, H_kv, G, S, Dh]
         scores = jnp.einsum(
-            "bsngk,btnk->bngst", qg, keys, preferred_element_type=jnp.float32
+            "bngsk,bntk->bngst", qt, keys.astype(self.dtype), preferred_element_type=jnp.float32
         ) / math.sqrt(self.head_dim)
-        scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
+        scores = jnp.where(allowed[:, None, None], scores, neg)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-        ctx = jnp.einsum("bngst,btnk->bsngk", probs, values)
+        ctx = jnp.einsum("bngst,bntk->bngsk", probs, values.astype(self.dtype))
+        ctx = jnp.transpose(ctx, (0, 3, 1, 2, 4))  # [B, S, H_kv, G, Dh]
         return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), new_kv
 
 
@@ -272,6 +302,10 @@ class LlamaModel(nnx.Module):
     def init_cache(self, batch: int, max_len: int, dtype=None) -> LlamaCache:
         """An empty ``LlamaCache`` (see ``init_llama_cache``)."""
         return init_llama_cache(self.config, batch, max_len, dtype)
+
+    def grow_cache(self, cache: LlamaCache, max_len: int) -> LlamaCache:
+        """``cache`` with ``max_len`` slots (see ``grow_llama_cache``; used by the sampler)."""
+        return grow_llama_cache(cache, max_len)
 
     def __call__(
         self, tokens: Array, positions: Array, cache: LlamaCache | None = None

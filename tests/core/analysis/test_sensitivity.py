@@ -94,7 +94,7 @@ def test_one_policy_gradient_step_matches_the_closed_form(setting):
     )
 
 
-@pytest.mark.parametrize(("name", "obj_kw"), [("grpo", {}), ("mhpo", {})])
+@pytest.mark.parametrize(("name", "obj_kw"), [("grpo", {}), ("mhpo", {}), ("dispo", {})])
 def test_jvp_equals_central_differences_on_replayed_rollouts(setting, name, obj_kw):
     """Three steps with the entropy bonus on fixed (replayed) rollouts: the derivative is exact
     for the data, so central differences agree with it (at h = 1e-2: the float32 round-off

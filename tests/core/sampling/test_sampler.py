@@ -1,5 +1,7 @@
 """KV-cache sampler and scoring: log-prob agreement, greedy equivalence, keys, filters, EOS."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -193,3 +195,145 @@ def test_group_size_matches_repeated_prompts(policy, prompts, score_jit):
         np.asarray(out.logp), np.asarray(want) * np.asarray(out.completion_mask), atol=1e-5
     )
     assert len({tuple(r) for r in np.asarray(out.completion[:4])}) > 1  # the group differs
+
+
+def test_config_rejects_bad_eos_ids():
+    with pytest.raises(ValueError, match="eos_ids"):
+        SamplingConfig(4, eos_ids=[2])
+    with pytest.raises(ValueError, match="eos_ids"):
+        SamplingConfig(4, eos_ids=(-1,))
+    assert SamplingConfig(4, eos_id=3, eos_ids=(5, 3)).stop_ids == (3, 5)
+
+
+def test_extra_eos_ids_stop_rows(policy, prompts):
+    """Any of ``eos_id`` / ``eos_ids`` ends a row; tokens before the first stop are unchanged."""
+    graphdef, params = policy
+    free = np.asarray(sample(graphdef, params, prompts, jax.random.key(7), FREE).completion)
+    cfg = SamplingConfig(N, eos_id=3, eos_ids=(4, 5))
+    out = sample(graphdef, params, prompts, jax.random.key(7), cfg)
+    comp, mask = np.asarray(out.completion), np.asarray(out.completion_mask)
+    hit_extra = 0
+    for row in range(B):
+        hits = np.flatnonzero(np.isin(free[row], (3, 4, 5)))
+        stop = hits[0] if hits.size else N - 1
+        hit_extra += bool(hits.size and free[row, hits[0]] != 3 and hits[0] < N - 1)
+        np.testing.assert_array_equal(comp[row, : stop + 1], free[row, : stop + 1])
+        np.testing.assert_array_equal(mask[row], (np.arange(N) <= stop).astype(np.int32))
+    assert hit_extra > 0, "the test must see a row stopped by an extra stop id"
+
+
+LENGTHS = (6, 3, 1)  # real tokens per prompt, left padded
+
+
+def left_pad(rows, width: int):
+    """``(tokens [n, width], mask [n, width])`` with each row's padding (id 0) on the left."""
+    tokens = np.zeros((len(rows), width), np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for b, row in enumerate(rows):
+        tokens[b, width - len(row) :] = row
+        mask[b, width - len(row) :] = 1
+    return jnp.asarray(tokens), jnp.asarray(mask)
+
+
+@pytest.fixture(scope="module")
+def ragged_rows():
+    rng = np.random.RandomState(5)
+    return [rng.randint(2, V, size=n).astype(np.int32) for n in LENGTHS]
+
+
+GREEDY = SamplingConfig(N, temperature=0.0, eos_id=NO_EOS)
+
+
+def test_left_padded_prompts_decode_like_rows_alone(policy, ragged_rows, score_jit):
+    """Greedy tokens equal each row alone (for any amount of padding); log-probs to 1e-5."""
+    graphdef, params = policy
+    outs = [
+        sample(
+            graphdef,
+            params,
+            *left_pad(ragged_rows, w)[:1],
+            jax.random.key(0),
+            GREEDY,
+            prompt_mask=left_pad(ragged_rows, w)[1],
+        )
+        for w in (max(LENGTHS), max(LENGTHS) + 3)
+    ]
+    np.testing.assert_array_equal(np.asarray(outs[0].completion), np.asarray(outs[1].completion))
+    for b, row in enumerate(ragged_rows):
+        alone = sample(graphdef, params, jnp.asarray(row[None]), jax.random.key(0), GREEDY)
+        for out in outs:
+            np.testing.assert_array_equal(
+                np.asarray(out.completion[b]), np.asarray(alone.completion[0])
+            )
+            np.testing.assert_allclose(
+                np.asarray(out.logp[b]), np.asarray(alone.logp[0]), atol=1e-5, rtol=0
+            )
+
+
+def test_left_padded_scores_equal_sampler_logp(policy, ragged_rows, score_fn):
+    """Temperature 1: the sampler's log-probs equal teacher-forced scores with the same mask
+    (and the sampler's equal each row alone, previous test)."""
+    graphdef, params = policy
+    tokens, mask = left_pad(ragged_rows, max(LENGTHS) + 2)
+    # Two completions per prompt: the padded cache (positions included) is copied per row.
+    cfg = SamplingConfig(N, eos_id=3, group_size=2)
+    out = sample(graphdef, params, tokens, jax.random.key(9), cfg, prompt_mask=mask)
+    cmask = np.asarray(out.completion_mask)
+    tokens, mask = jnp.repeat(tokens, 2, axis=0), jnp.repeat(mask, 2, axis=0)
+    logp, entropy = score_fn(graphdef, params, tokens, out.completion, mask)
+    np.testing.assert_allclose(np.asarray(out.logp), np.asarray(logp) * cmask, atol=1e-5)
+    ent = np.asarray(entropy)
+    assert np.all(ent >= -1e-6) and np.all(ent <= np.log(V) + 1e-5)
+
+
+def test_prompt_mask_validation(policy, ragged_rows):
+    graphdef, params = policy
+    tokens, mask = left_pad(ragged_rows, max(LENGTHS))
+    with pytest.raises(ValueError, match="left padded"):
+        sample(graphdef, params, tokens, jax.random.key(0), GREEDY, prompt_mask=mask[:, ::-1])
+    with pytest.raises(ValueError, match="real token"):
+        sample(graphdef, params, tokens, jax.random.key(0), GREEDY, prompt_mask=mask.at[2].set(0))
+    with pytest.raises(ValueError, match="shape"):
+        sample(graphdef, params, tokens, jax.random.key(0), GREEDY, prompt_mask=mask[:, 1:])
+
+
+def test_decode_segments_cover_every_step_once():
+    from cliffjax.sampling.sampler import decode_segments
+
+    for n, block in ((1, 4), (2, 4), (6, 2), (65, 64), (512, 64), (512, 0), (9, 3)):
+        segs = decode_segments(n, block)
+        steps = [t for first, last, _ in segs for t in range(first, last + 1)]
+        assert steps == list(range(1, n)), (n, block)
+        assert all(slots >= last for _, last, slots in segs)  # step t needs P + t slots
+    assert decode_segments(512, 64)[-1] == (257, 511, 511)
+
+
+def test_growing_cache_and_early_exit_give_the_same_samples(policy, prompts):
+    """A cache grown in segments of 2, 4 steps (and skipped once every row has stopped) gives
+    the tokens of one full-length cache; log-probs agree to float rounding."""
+    graphdef, params = policy
+    for base in (STOP,):
+        one = sample(graphdef, params, prompts, jax.random.key(7), base)
+        seg = sample(
+            graphdef, params, prompts, jax.random.key(7), dataclasses.replace(base, cache_block=2)
+        )
+        np.testing.assert_array_equal(np.asarray(seg.tokens), np.asarray(one.tokens))
+        np.testing.assert_array_equal(
+            np.asarray(seg.completion_mask), np.asarray(one.completion_mask)
+        )
+        np.testing.assert_allclose(np.asarray(seg.logp), np.asarray(one.logp), atol=1e-6, rtol=0)
+    # Every row stops at its first token (EOS = each row's greedy first token is forced by
+    # making every id a stop id): the later segments are skipped and hold padding.
+    cfg = SamplingConfig(N, temperature=0.0, eos_id=0, eos_ids=tuple(range(1, V)), cache_block=2)
+    out = sample(graphdef, params, prompts, jax.random.key(0), cfg)
+    np.testing.assert_array_equal(np.asarray(out.completion_mask[:, 1:]), 0)
+    np.testing.assert_array_equal(np.asarray(out.completion[:, 1:]), cfg.pad_id)
+    np.testing.assert_array_equal(
+        np.asarray(out.completion[:, 0]), np.asarray(greedy_first(policy, prompts))
+    )
+
+
+def greedy_first(policy, prompts):
+    graphdef, params = policy
+    logits, _ = apply(graphdef, params, prompts, jnp.broadcast_to(jnp.arange(P), prompts.shape))
+    return jnp.argmax(logits[:, -1], axis=-1)
