@@ -51,6 +51,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._handled: tuple[signal.Signals, ...] = ()
 
     @property
     def requested(self) -> bool:
@@ -64,7 +65,7 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.request(signum)
-        for s in STOP_SIGNALS:  # the next one takes the default action: exit at once
+        for s in self._handled:  # the next one takes the default action: exit at once
             signal.signal(s, signal.SIG_DFL)
         name = signal.Signals(signum).name
         # os.write: a handler may run while print() holds the stream's lock.
@@ -76,9 +77,14 @@ class StopRequest:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopRequest]:
-        """Handle SIGINT and SIGTERM with this flag inside the block (main thread only)."""
+        """Handle SIGINT and SIGTERM with this flag inside the block (main thread only).
+
+        A signal the process was started with ignored (``SIG_IGN``: a shell starts background
+        jobs with SIGINT ignored) stays ignored.
+        """
         previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-        for s in STOP_SIGNALS:
+        self._handled = tuple(s for s in STOP_SIGNALS if previous[s] is not signal.SIG_IGN)
+        for s in self._handled:
             signal.signal(s, self._handle)
         try:
             yield self
