@@ -62,6 +62,7 @@ _DIST = {
     "jinja2": "jinja2",
     "google": "protobuf",
     "tensorboard": "tensorboard",
+    "math_verify": "math-verify",
 }
 
 
