@@ -140,7 +140,7 @@ class HostReward(_Wrapper):
         tok = self.tokenizer
         completions = np.asarray(completions)
         texts = tok.decode_batch(completions)
-        finished = np.any(completions == tok.eos_id, axis=1)
+        finished = np.isin(completions, np.asarray(tok.eos_ids)).any(axis=1)
         out = self.fn(texts, finished, {k: np.asarray(v) for k, v in meta.items()})
         values = {}
         for name in self.components:
