@@ -1,6 +1,7 @@
 """Side-by-side benchmarks: cliffjax (JAX) against PyTorch / TRL formulas / Hugging Face.
 
-    python -m cliffjax.experiments.bench [--only objectives,update,sampler,sweep,scaling] [--quick]
+    python -m cliffjax.experiments.bench [--only objectives,update,sampler,sweep,scaling,decode]
+                                [--quick]
                                 [--out bench_results/]          (= make bench ARGS="...")
 
 Every comparison is a ratio of two figures measured in the same process, each the median of
@@ -23,6 +24,9 @@ Sections:
    and sampling at temperature 1.
 4. ``sweep``: K policy-cliff training runs as one vmapped program vs one after another.
 5. ``scaling``: update and sampling time vs completion length and group size; log-log slope.
+6. ``decode``: sampler time vs new tokens N = 32 .. 512 (greedy and sampling) on the d=128
+   model and a ~22M Qwen2-architecture model, against Hugging Face ``generate``; log-log slope
+   (``cliffjax.experiments.bench_decode``).
 
 Without ``torch`` the PyTorch columns are skipped. On a GPU the same script runs unchanged and
 reports the device and its measured matmul rate.
@@ -49,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SECTIONS = ("objectives", "update", "sampler", "sweep", "scaling")
+SECTIONS = ("objectives", "update", "sampler", "sweep", "scaling", "decode")
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,6 +216,7 @@ class Settings:
       scaling_groups: group sizes G of the scaling benchmark.
       matmul_n: size of the matmul reference.
       proto: also time the ``bench_proto`` prototypes (update and sampler sections).
+      decode_quick: the ``decode`` section runs ``bench_decode.QUICK`` (else ``FULL``).
     """
 
     reps: int = 5
@@ -228,6 +233,7 @@ class Settings:
     scaling_groups: tuple[int, ...] = (2, 4, 8, 16)
     matmul_n: int = 1024
     proto: bool = False
+    decode_quick: bool = False
 
 
 FULL = Settings()
@@ -243,6 +249,7 @@ QUICK = Settings(
     sweep_steps=2,
     scaling_lengths=(4, 12, 28),
     scaling_groups=(2, 8),
+    decode_quick=True,
 )
 
 
@@ -312,7 +319,8 @@ def objective_inputs(b: int, t: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
     """jit'd ``f(inputs) -> (loss, dloss/dlogp, aux)`` for a registered objective
-    (``with_aux=False``: the aux metrics are dropped, so XLA removes their computation)."""
+    (``with_aux=False``: the objective is asked for no aux metrics, ``spec.loss(...,
+    with_aux=False)``, and returns ``{}``)."""
     from cliffjax.objectives import PolicyBatch, PreferenceBatch, get_objective
 
     spec = get_objective(name)
@@ -323,7 +331,7 @@ def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
             batch = PolicyBatch(
                 logp, x["logp_old"], x["mask"], x["adv"], x["logp_ref"], x["rewards"]
             )
-            s, d, aux = spec.loss(batch, cfg)
+            s, d, aux = spec.loss(batch, cfg, with_aux=with_aux)
             return s / d, aux
 
     else:
@@ -333,13 +341,13 @@ def jax_objective_fn(name: str, with_aux: bool = True) -> Callable[..., Any]:
             batch = PreferenceBatch(
                 logp[:h], logp[h:], x["ref"][:h], x["ref"][h:], x["mask"][:h], x["mask"][h:]
             )
-            s, d, aux = spec.loss(batch, cfg)
+            s, d, aux = spec.loss(batch, cfg, with_aux=with_aux)
             return s / d, aux
 
     @jax.jit
     def f(x):
         (value, aux), grad = jax.value_and_grad(loss, has_aux=True)(x["logp"], x)
-        return value, grad, (aux if with_aux else {})
+        return value, grad, aux
 
     return f
 
@@ -967,8 +975,17 @@ def run(sections: Sequence[str], settings: Settings, out_dir: Path | None) -> di
             res, table = bench_sampler(settings, bt)
         elif name == "sweep":
             res, table = bench_sweep(settings)
-        else:
+        elif name == "decode":
+            from cliffjax.experiments import bench_decode
+
+            ds = bench_decode.QUICK if settings.decode_quick else bench_decode.FULL
+            ds = dataclasses.replace(ds, hf=bt is not None)
+            res, table = bench_decode.run(ds)
+            print(table, flush=True)
+        elif name == "scaling":
             res, table = bench_scaling(settings)
+        else:
+            raise ValueError(f"unknown section {name!r}")
         report[name] = res
         report[f"{name}_wall_s"] = time.perf_counter() - t0
         tables.append(table)

@@ -92,17 +92,28 @@ def masked_max(x: Array, m: Array) -> Array:
 
 
 def ratio_stats(p: dict[str, Array]) -> dict[str, Array]:
-    """ratio mean/min/max, mean |log-ratio|, and token-weighted advantage stats."""
+    """ratio mean/min/max, mean |log-ratio|, and token-weighted advantage stats.
+
+    The token count is reduced once and shared by the means; the masked sums are sibling
+    reductions over the same ``[B, T]`` shape, which XLA fuses into one pass.
+    """
     m, r = p["m"], jax.lax.stop_gradient(p["ratio"])
     a = p["adv"]
+    valid = m > 0
+    n = jnp.sum(m)
+    den = jnp.maximum(n, 1.0)
+    mean = lambda x: jnp.sum(jnp.where(valid, x, 0.0)) / den
+    adv_mean = mean(a)
+    big = jnp.finfo(r.dtype).max
+    some = n > 0
     return {
-        "ratio_mean": masked_mean(r, m),
-        "ratio_min": masked_min(r, m),
-        "ratio_max": masked_max(r, m),
-        "log_ratio_abs_mean": masked_mean(jnp.abs(jax.lax.stop_gradient(p["log_ratio"])), m),
-        "adv_mean": masked_mean(a, m),
-        "adv_std": masked_std(a, m),
-        "valid_tokens": jnp.sum(m),
+        "ratio_mean": mean(r),
+        "ratio_min": jnp.where(some, jnp.min(jnp.where(valid, r, big)), 0.0),
+        "ratio_max": jnp.where(some, jnp.max(jnp.where(valid, r, -big)), 0.0),
+        "log_ratio_abs_mean": mean(jnp.abs(jax.lax.stop_gradient(p["log_ratio"]))),
+        "adv_mean": adv_mean,
+        "adv_std": jnp.sqrt(mean((a - adv_mean) ** 2)),
+        "valid_tokens": n,
     }
 
 
@@ -133,16 +144,23 @@ def finish(
     aggregation: str,
     norm_constant: float | None,
     aux: dict[str, Array],
+    with_aux: bool = True,
 ) -> tuple[Array, Array, dict[str, Array]]:
-    """Add ``β·KL``, aggregate to ``(sum, denominator)`` and add the aggregated parts to aux."""
-    pg_sum, denom = aggregate(pg_per_token, mask, aggregation, norm_constant)
+    """Add ``β·KL``, aggregate to ``(sum, denominator)`` and add the aggregated parts to aux.
+
+    With ``with_aux=False`` the aux dict stays empty and none of its reductions is built;
+    ``(loss_sum, denominator)`` come from the same operations either way.
+    """
     aux = dict(aux)
-    aux["pg_loss"] = finalize_loss(jax.lax.stop_gradient(pg_sum), denom)
+    if with_aux:
+        pg_sum, denom = aggregate(pg_per_token, mask, aggregation, norm_constant)
+        aux["pg_loss"] = finalize_loss(jax.lax.stop_gradient(pg_sum), denom)
     total = pg_per_token
     if kl_per_token is not None:
-        kl_sum, _ = aggregate(kl_per_token, mask, aggregation, norm_constant)
-        aux["kl_loss"] = finalize_loss(jax.lax.stop_gradient(kl_sum), denom)
-        aux["kl_mean"] = masked_mean(jax.lax.stop_gradient(kl_per_token), p["m"])
+        if with_aux:
+            kl_sum, _ = aggregate(kl_per_token, mask, aggregation, norm_constant)
+            aux["kl_loss"] = finalize_loss(jax.lax.stop_gradient(kl_sum), denom)
+            aux["kl_mean"] = masked_mean(jax.lax.stop_gradient(kl_per_token), p["m"])
         total = pg_per_token + beta * kl_per_token
     loss_sum, denom = aggregate(total, mask, aggregation, norm_constant)
     return loss_sum, denom, aux

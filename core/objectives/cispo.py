@@ -108,7 +108,9 @@ def reinforce_per_token(weight: Array, adv: Array, logp: Array) -> Array:
     return -jax.lax.stop_gradient(weight) * adv * logp
 
 
-def cispo_loss(batch: PolicyBatch, cfg: CISPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def cispo_loss(
+    batch: PolicyBatch, cfg: CISPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """CISPO objective; returns ``(loss_sum, denominator, aux)`` (see module docstring)."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     r = jax.lax.stop_gradient(p["ratio"])
@@ -123,15 +125,18 @@ def cispo_loss(batch: PolicyBatch, cfg: CISPOConfig) -> tuple[Array, Array, dict
     keep = trust_region_mask(r, a, cfg.mask_eps_low, cfg.mask_eps_high)
     w = jnp.where(keep, w, 0.0)
     pg = reinforce_per_token(w, a, p["logp"])
-    aux = _common.ratio_stats(p)
-    aux.update(
-        {
-            "clip_frac_low": _common.masked_mean((low & (a < 0)).astype(m.dtype), m),
-            "clip_frac_high": _common.masked_mean((high & (a > 0)).astype(m.dtype), m),
-            "capped_frac": _common.masked_mean((low | high).astype(m.dtype), m),
-            "mask_frac": _common.masked_mean((~keep).astype(m.dtype), m),
-            "weight_mean": _common.masked_mean(w, m),
-        }
-    )
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux.update(
+            {
+                "clip_frac_low": _common.masked_mean((low & (a < 0)).astype(m.dtype), m),
+                "clip_frac_high": _common.masked_mean((high & (a > 0)).astype(m.dtype), m),
+                "capped_frac": _common.masked_mean((low | high).astype(m.dtype), m),
+                "mask_frac": _common.masked_mean((~keep).astype(m.dtype), m),
+                "weight_mean": _common.masked_mean(w, m),
+            }
+        )
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

@@ -81,7 +81,9 @@ class DISPOConfig:
         _common.check_common(self)
 
 
-def dispo_loss(batch: PolicyBatch, cfg: DISPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def dispo_loss(
+    batch: PolicyBatch, cfg: DISPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """DISPO objective; returns ``(loss_sum, denominator, aux)`` (see module docstring)."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     r = jax.lax.stop_gradient(p["ratio"])
@@ -99,19 +101,22 @@ def dispo_loss(batch: PolicyBatch, cfg: DISPOConfig) -> tuple[Array, Array, dict
     pg = reinforce_per_token(w, a, p["logp"])
     up = r >= 1
     f = lambda cond: _common.masked_mean((cond & valid).astype(m.dtype), m)
-    aux = _common.ratio_stats(p)
-    aux.update(
-        {
-            "frac_pos_up": f(correct & up),
-            "frac_pos_down": f(correct & ~up),
-            "frac_neg_up": f(~correct & up),
-            "frac_neg_down": f(~correct & ~up),
-            "clip_frac_pos_low": f(correct & (r < lo)),
-            "clip_frac_pos_high": f(correct & (r > hi)),
-            "clip_frac_neg_low": f(~correct & (r < lo)),
-            "clip_frac_neg_high": f(~correct & (r > hi)),
-            "weight_mean": _common.masked_mean(w, m),
-        }
-    )
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux.update(
+            {
+                "frac_pos_up": f(correct & up),
+                "frac_pos_down": f(correct & ~up),
+                "frac_neg_up": f(~correct & up),
+                "frac_neg_down": f(~correct & ~up),
+                "clip_frac_pos_low": f(correct & (r < lo)),
+                "clip_frac_pos_high": f(correct & (r > hi)),
+                "clip_frac_neg_low": f(~correct & (r < lo)),
+                "clip_frac_neg_high": f(~correct & (r > hi)),
+                "weight_mean": _common.masked_mean(w, m),
+            }
+        )
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

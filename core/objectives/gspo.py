@@ -80,7 +80,9 @@ def _sequence_parts(p: dict[str, Array]) -> tuple[Array, Array, Array, Array]:
     return mean_lr, adv_seq, nonempty, lengths
 
 
-def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def gspo_loss(
+    batch: PolicyBatch, cfg: GSPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """GSPO sequence objective; returns ``(loss_sum, denominator, aux)``."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     m = p["m"]
@@ -93,22 +95,27 @@ def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, dict[s
     low = (adv_seq < 0) & (ss < 1 - cfg.eps_low)
     high = (adv_seq > 0) & (ss > 1 + cfg.eps_high)
     ne = nonempty.astype(m.dtype)
-    aux = _common.ratio_stats(p)
-    aux.update(
-        {
-            "clip_frac_low": _common.masked_mean(jnp.broadcast_to(low[:, None], m.shape), m),
-            "clip_frac_high": _common.masked_mean(jnp.broadcast_to(high[:, None], m.shape), m),
-            "seq_clip_frac": _common.masked_mean((low | high).astype(m.dtype), ne),
-            "seq_ratio_mean": _common.masked_mean(ss, ne),
-            "seq_ratio_min": _common.masked_min(ss, ne),
-            "seq_ratio_max": _common.masked_max(ss, ne),
-        }
-    )
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux.update(
+            {
+                "clip_frac_low": _common.masked_mean(jnp.broadcast_to(low[:, None], m.shape), m),
+                "clip_frac_high": _common.masked_mean(jnp.broadcast_to(high[:, None], m.shape), m),
+                "seq_clip_frac": _common.masked_mean((low | high).astype(m.dtype), ne),
+                "seq_ratio_mean": _common.masked_mean(ss, ne),
+                "seq_ratio_min": _common.masked_min(ss, ne),
+                "seq_ratio_max": _common.masked_max(ss, ne),
+            }
+        )
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )
 
 
-def gspo_token_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def gspo_token_loss(
+    batch: PolicyBatch, cfg: GSPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """GSPO-token (arXiv 2507.18071 eq. 13-14): ``s_it = sg[s_i]·exp(logp_it − sg[logp_it])``.
 
     Same value as GSPO; with per-sequence advantages the same gradient too. Accepts ``[B, T]``
@@ -122,6 +129,8 @@ def gspo_token_loss(batch: PolicyBatch, cfg: GSPOConfig) -> tuple[Array, Array, 
     lp = p["logp"]
     s_tok = s_sg * jnp.exp(lp - jax.lax.stop_gradient(lp))
     pg = ppo_clip_per_token(s_tok, p["adv"], cfg.eps_low, cfg.eps_high, None)
-    aux = _common.ratio_stats(p)
+    aux = _common.ratio_stats(p) if with_aux else {}
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

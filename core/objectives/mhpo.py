@@ -106,7 +106,9 @@ def mhpo_weight(log_ratio: Array, cfg: MHPOConfig) -> tuple[Array, Array, Array]
     return jnp.exp(psi - zeta), psi, zeta
 
 
-def mhpo_loss(batch: PolicyBatch, cfg: MHPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def mhpo_loss(
+    batch: PolicyBatch, cfg: MHPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """MHPO objective; returns ``(loss_sum, denominator, aux)`` (see module docstring)."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     a, m = p["adv"], p["m"]
@@ -117,18 +119,21 @@ def mhpo_loss(batch: PolicyBatch, cfg: MHPOConfig) -> tuple[Array, Array, dict[s
     ws, zs = jax.lax.stop_gradient(w), jax.lax.stop_gradient(zeta)
     sech2 = 1.0 - jnp.tanh(jax.lax.stop_gradient(p["raw_log_ratio"]) / cfg.c) ** 2
     mult = ws * sech2
-    aux = _common.ratio_stats(p)
-    aux.update(
-        {
-            "weight_mean": _common.masked_mean(ws, m),
-            "weight_min": _common.masked_min(ws, m),
-            "weight_max": _common.masked_max(ws, m),
-            "hazard_mean": _common.masked_mean(zs, m),
-            "hazard_max": _common.masked_max(zs, m),
-            "multiplier_mean": _common.masked_mean(mult, m),
-            "multiplier_max": _common.masked_max(mult, m),
-            "psi_abs_mean": _common.masked_mean(jnp.abs(jax.lax.stop_gradient(psi)), m),
-        }
-    )
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux.update(
+            {
+                "weight_mean": _common.masked_mean(ws, m),
+                "weight_min": _common.masked_min(ws, m),
+                "weight_max": _common.masked_max(ws, m),
+                "hazard_mean": _common.masked_mean(zs, m),
+                "hazard_max": _common.masked_max(zs, m),
+                "multiplier_mean": _common.masked_mean(mult, m),
+                "multiplier_max": _common.masked_max(mult, m),
+                "psi_abs_mean": _common.masked_mean(jnp.abs(jax.lax.stop_gradient(psi)), m),
+            }
+        )
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

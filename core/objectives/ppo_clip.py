@@ -125,7 +125,9 @@ def ppo_clip_per_token(
     return loss
 
 
-def ppo_clip_loss(batch: PolicyBatch, cfg: PPOClipConfig) -> tuple[Array, Array, dict[str, Array]]:
+def ppo_clip_loss(
+    batch: PolicyBatch, cfg: PPOClipConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """PPO-clip objective; returns ``(loss_sum, denominator, aux)`` (see module docstring).
 
     Shapes: ``batch.logp/logp_old/mask[/logp_ref]`` are ``[B, T]``, advantages ``[B]`` or
@@ -135,16 +137,19 @@ def ppo_clip_loss(batch: PolicyBatch, cfg: PPOClipConfig) -> tuple[Array, Array,
     r, a, m = p["ratio"], p["adv"], p["m"]
     pg = ppo_clip_per_token(r, a, cfg.eps_low, cfg.eps_high, cfg.clip_ratio_c)
     rs = jax.lax.stop_gradient(r)
-    aux = _common.ratio_stats(p)
-    aux["clip_frac_low"] = _common.masked_mean(
-        ((a < 0) & (rs < 1 - cfg.eps_low)).astype(m.dtype), m
-    )
-    aux["clip_frac_high"] = _common.masked_mean(
-        ((a > 0) & (rs > 1 + cfg.eps_high)).astype(m.dtype), m
-    )
-    if cfg.clip_ratio_c is not None:
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux["clip_frac_low"] = _common.masked_mean(
+            ((a < 0) & (rs < 1 - cfg.eps_low)).astype(m.dtype), m
+        )
+        aux["clip_frac_high"] = _common.masked_mean(
+            ((a > 0) & (rs > 1 + cfg.eps_high)).astype(m.dtype), m
+        )
+    if with_aux and cfg.clip_ratio_c is not None:
         aux["clip_frac_dual"] = _common.masked_mean(
             ((a < 0) & (rs > cfg.clip_ratio_c)).astype(m.dtype), m
         )
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

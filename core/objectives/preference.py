@@ -105,7 +105,7 @@ def _seq_sum(x: Array, mask: Array, dtype) -> Array:
     return jnp.sum(jnp.where(mask != 0, x.astype(dtype), 0.0), axis=1)
 
 
-def _dpo_parts(batch: PreferenceBatch, beta: float):
+def _dpo_parts(batch: PreferenceBatch, beta: float, with_aux: bool = True):
     _check(batch)
     dt = jnp.promote_types(batch.logp_chosen.dtype, jnp.float32)
     sg = jax.lax.stop_gradient
@@ -125,6 +125,8 @@ def _dpo_parts(batch: PreferenceBatch, beta: float):
     def mean(x):
         return jnp.sum(jnp.where(valid, sg(x), 0.0)) / jnp.maximum(n, 1.0)
 
+    if not with_aux:
+        return per_pair, n, vf, lw, len_w, {}
     aux = {
         "reward_chosen": mean(reward_w),
         "reward_rejected": mean(reward_l),
@@ -136,17 +138,22 @@ def _dpo_parts(batch: PreferenceBatch, beta: float):
     return per_pair, n, vf, lw, len_w, aux
 
 
-def dpo_loss(batch: PreferenceBatch, cfg: DPOConfig) -> tuple[Array, Array, dict[str, Array]]:
-    """DPO; returns ``(Σ_pairs −log σ(h), n_pairs, aux)``."""
-    per_pair, n, _, _, _, aux = _dpo_parts(batch, cfg.beta)
+def dpo_loss(
+    batch: PreferenceBatch, cfg: DPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
+    """DPO; returns ``(Σ_pairs −log σ(h), n_pairs, aux)`` (aux empty unless ``with_aux``)."""
+    per_pair, n, _, _, _, aux = _dpo_parts(batch, cfg.beta, with_aux)
     s = jnp.sum(per_pair)
-    aux["dpo_loss"] = finalize_loss(jax.lax.stop_gradient(s), n)
+    if with_aux:
+        aux["dpo_loss"] = finalize_loss(jax.lax.stop_gradient(s), n)
     return s, n, aux
 
 
-def rpo_loss(batch: PreferenceBatch, cfg: RPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def rpo_loss(
+    batch: PreferenceBatch, cfg: RPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """RPO; returns ``(Σ_pairs [−log σ(h) + coef·NLL_pair], n_pairs, aux)`` (module docstring)."""
-    per_pair, n, vf, lw, len_w, aux = _dpo_parts(batch, cfg.beta)
+    per_pair, n, vf, lw, len_w, aux = _dpo_parts(batch, cfg.beta, with_aux)
     dpo_sum = jnp.sum(per_pair)
     coef = cfg.eta * cfg.beta if cfg.sft_coef_times_beta else cfg.eta
     if cfg.sft_normalization == "sum":
@@ -156,6 +163,7 @@ def rpo_loss(batch: PreferenceBatch, cfg: RPOConfig) -> tuple[Array, Array, dict
     else:  # batch_token_mean, added once to the pair mean: n_pairs · (Σ −ℓ_w / Σ|y_w|)
         token_mean = jnp.sum(-lw * vf) / jnp.maximum(jnp.sum(len_w * vf), 1.0)
         nll_sum = n * token_mean
-    aux["dpo_loss"] = finalize_loss(jax.lax.stop_gradient(dpo_sum), n)
-    aux["sft_nll"] = finalize_loss(jax.lax.stop_gradient(nll_sum), n)
+    if with_aux:
+        aux["dpo_loss"] = finalize_loss(jax.lax.stop_gradient(dpo_sum), n)
+        aux["sft_nll"] = finalize_loss(jax.lax.stop_gradient(nll_sum), n)
     return dpo_sum + coef * nll_sum, n, aux

@@ -2,6 +2,11 @@
 
     spec = get_objective("grpo")
     loss_sum, denom, aux = spec.loss(batch, spec.default_config)
+    loss_sum, denom, _ = spec.loss(batch, spec.default_config, with_aux=False)  # aux == {}
+
+Every loss takes ``with_aux`` (default True): False builds none of the aux metrics (the
+dict is empty) and gives the same ``(loss_sum, denom)`` and gradient, bit for bit; a
+trainer asks for them on logging steps only.
 
 Adding an objective is one module plus one :func:`register` call below.
 """
@@ -17,7 +22,7 @@ import jax
 from cliffjax.objectives import cispo, dispo, gspo, mhpo, ppo_clip, preference, sapo
 
 Array = jax.Array
-LossFn = Callable[[Any, Any], tuple[Array, Array, dict[str, Array]]]
+LossFn = Callable[..., tuple[Array, Array, dict[str, Array]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +34,8 @@ class ObjectiveSpec:
       kind: ``"policy"`` (takes a ``PolicyBatch``) or ``"preference"`` (``PreferenceBatch``).
       config_cls: frozen dataclass type of its config.
       default_config: ``config_cls()`` with the paper's defaults.
-      loss: ``loss(batch, cfg) -> (loss_sum, denominator, aux)``.
+      loss: ``loss(batch, cfg, with_aux=True) -> (loss_sum, denominator, aux)``; aux is ``{}``
+        when ``with_aux`` is False (module docstring).
       advantage: default advantage estimator name (``AdvantageConfig.estimator``) for policy
         objectives, ``None`` for preference objectives.
       paper: arXiv id and equation of the objective.

@@ -55,14 +55,19 @@ class SAPOConfig:
         _common.check_common(self)
 
 
-def sapo_loss(batch: PolicyBatch, cfg: SAPOConfig) -> tuple[Array, Array, dict[str, Array]]:
+def sapo_loss(
+    batch: PolicyBatch, cfg: SAPOConfig, with_aux: bool = True
+) -> tuple[Array, Array, dict[str, Array]]:
     """SAPO objective; returns ``(loss_sum, denominator, aux)``."""
     p = _common.prepare(batch, cfg.log_ratio_clamp)
     r, a, m = p["ratio"], p["adv"], p["m"]
     tau = jnp.where(a > 0, cfg.tau_pos, cfg.tau_neg)
     gate = (4.0 / tau) * jax.nn.sigmoid(tau * (r - 1.0))
     pg = -gate * a
-    aux = _common.ratio_stats(p)
-    aux["gate_mean"] = _common.masked_mean(jax.lax.stop_gradient(gate), m)
+    aux = _common.ratio_stats(p) if with_aux else {}
+    if with_aux:
+        aux["gate_mean"] = _common.masked_mean(jax.lax.stop_gradient(gate), m)
     kl = _common.kl_term(batch, p, cfg.beta, cfg.kl_estimator, cfg.log_ratio_clamp)
-    return _common.finish(pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux)
+    return _common.finish(
+        pg, kl, cfg.beta, p, batch.mask, cfg.aggregation, cfg.norm_constant, aux, with_aux
+    )

@@ -1,14 +1,19 @@
-"""Jit-compiled autoregressive sampling with a fixed-size KV cache and static shapes.
+"""Jit-compiled autoregressive sampling with a KV cache and static shapes.
 
     out = sample(graphdef, params, prompts[B, P], key, SamplingConfig(max_new_tokens=N, ...))
 
 Algorithm (all shapes static, one compile per (B, P, N, config)):
 
-1. Prefill: one forward pass over the prompt writes slots ``[0, P)`` of a cache with
-   ``P + N - 1`` slots; the logits at position ``P - 1`` give the first token's distribution.
+1. Prefill: one forward pass over the prompt writes slots ``[0, P)`` of the KV cache; the
+   logits at the last prompt slot give the first token's distribution.
 2. ``lax.scan`` over the remaining ``N - 1`` steps: feed the previous token at position
-   ``P + t - 1`` (t = 1..N-1, the step index), then sample token ``t`` from its logits.
-   The last sampled token is never fed back, so no forward pass is wasted.
+   ``P + t - 1`` (t = 1..N-1, the step index; ``L_b + t - 1`` for padded prompts), then
+   sample token ``t`` from its logits. The last sampled token is never fed back, so no
+   forward pass is wasted. For models with ``grow_cache`` the steps run in segments
+   (``decode_segments``: 64, 128, 256, ... steps) and the cache grows between them to
+   ``P`` + the segment's last step, so a step attends over fewer than about twice the slots
+   written so far instead of all ``P + N - 1``; a segment is skipped (padding written) once
+   every row has stopped. Other models get one cache of ``P + N - 1`` slots.
 3. Each step: ``l = logits / temperature``; top-k keeps the k largest (``top_k=0``: all);
    top-p keeps the smallest set of most likely tokens whose probability reaches ``top_p``
    (nucleus sampling, arXiv:1904.09751 Sec. 3.1); then ``tok ~ Categorical(softmax(l))``.
