@@ -61,8 +61,7 @@ from cliffjax.experiments.policy_cliff import (
     seed_keys,
     start_job,
 )
-from cliffjax.sampling import sample
-from cliffjax.tasks.base import sampling_config
+from cliffjax.tasks.evaluate import greedy_rewards
 from cliffjax.training.rl import make_rl_train
 
 SENSITIVITY_FILE = "sensitivity.jsonl"
@@ -88,20 +87,14 @@ def greedy_logp_slopes(setup: Setup, params: Any, tangent: Any) -> dict[str, jax
     """Per-token ``d log π(y_t | x, y_<t)/dε`` of each seed's greedy completion ``y`` of every
     held-out prompt ``x`` under its final policy: ``{"completion", "mask", "logp", "d_logp"}``,
     each ``[seeds, n_eval, N]`` (``d_logp`` is 0 where ``mask`` is 0)."""
-    cfg = sampling_config(setup.task, temperature=0.0)
 
     @jax.jit
     @jax.vmap
     def one(p, t):
-        out = sample(setup.graphdef, p, setup.ep, jax.random.key(0), cfg)
-        logp, d_logp = logp_slope(setup.graphdef, p, t, setup.ep, out.completion)
-        m = out.completion_mask.astype(jnp.float32)
-        return {
-            "completion": out.completion,
-            "mask": out.completion_mask,
-            "logp": logp * m,
-            "d_logp": d_logp * m,
-        }
+        _, _, completion, mask = greedy_rewards(setup.graphdef, p, setup.task, setup.ep, setup.em)
+        logp, d_logp = logp_slope(setup.graphdef, p, t, setup.ep, completion)
+        m = mask.astype(jnp.float32)
+        return {"completion": completion, "mask": mask, "logp": logp * m, "d_logp": d_logp * m}
 
     return one(params, tangent)
 
