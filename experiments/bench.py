@@ -272,11 +272,13 @@ def model_config(d: int, max_len: int = 128):
     )
 
 
-def rl_batch(rng: np.random.Generator, b: int, p: int, n: int) -> dict[str, np.ndarray]:
+def rl_batch(
+    rng: np.random.Generator, b: int, p: int, n: int, vocab: int = VOCAB
+) -> dict[str, np.ndarray]:
     """A synthetic RL batch: prompts, completions, masks (random lengths), log-probs near the
     policy's, group advantages."""
-    prompts = rng.integers(2, VOCAB, size=(b, p)).astype(np.int32)
-    completions = rng.integers(2, VOCAB, size=(b, n)).astype(np.int32)
+    prompts = rng.integers(2, vocab, size=(b, p)).astype(np.int32)
+    completions = rng.integers(2, vocab, size=(b, n)).astype(np.int32)
     lengths = rng.integers(max(1, n // 2), n + 1, size=b)
     mask = (np.arange(n)[None, :] < lengths[:, None]).astype(np.float32)
     logp_old = (-np.abs(rng.normal(2.5, 0.5, size=(b, n)))).astype(np.float32)
@@ -479,13 +481,13 @@ def lower_compile(fn: Callable[..., Any], *args: Any, proto: bool = False):
     return compiled
 
 
-def jax_update(
-    d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128, proto: bool = False
+def jax_update_step(
+    graphdef: Any, params: Any, x: dict[str, np.ndarray], objective: str = "grpo", proto=False
 ):
-    """``(step(), tokens, params, compiled flops, batch)`` for the project's RL update
-    (``cliffjax.training.update.make_update_phase``: one epoch, one minibatch = one optimizer
-    step), compiled ahead of time (``proto``: with the ``bench_proto`` prototype)."""
-    from cliffjax.models.policy import make_policy, param_count
+    """``(step(), compiled)``: the project's RL update (``cliffjax.training.update``'s update
+    phase: one epoch, one minibatch = one optimizer step) of ``(graphdef, params)`` on the
+    synthetic batch ``x`` (:func:`rl_batch`), compiled ahead of time (``proto``: with the
+    ``bench_proto`` prototype)."""
     from cliffjax.objectives import get_objective
     from cliffjax.tasks.registry import get_task
     from cliffjax.training.config import RLConfig
@@ -494,15 +496,11 @@ def jax_update(
     from cliffjax.training.state import init_state
     from cliffjax.training.update import make_update_phase
 
-    cfg = model_config(d, max_len)
-    graphdef, params = make_policy(cfg, 0)
+    b = x["prompts"].shape[0]
     spec = get_objective(objective)
     rl = RLConfig(steps=1000, prompts_per_step=b, group_size=1, epochs=1, minibatches=1)
-    # The task only sizes the program here (the batch is synthetic).
+    # The task only sizes the program here (fixed-width prompts; the batch is synthetic).
     program = RLProgram(graphdef, get_task("addition"), spec, spec.default_config, rl)
-    tx = program.optimizer()
-    update = make_update_phase(program)
-    x = rl_batch(np.random.default_rng(0), b, PROMPT_LEN, n)
     batch = Rollout(
         jnp.asarray(x["prompts"]),
         jnp.asarray(x["completions"]),
@@ -512,27 +510,37 @@ def jax_update(
         jnp.asarray(x["adv"]),
         jnp.asarray(x["rewards"]),
     )
-    holder = {"state": init_state(params, tx, jax.random.key(1))}
-    compiled = lower_compile(update, holder["state"], batch, proto=proto)
-    flops = flops_of(compiled)
+    holder = {"state": init_state(params, program.optimizer(), jax.random.key(1))}
+    compiled = lower_compile(make_update_phase(program), holder["state"], batch, proto=proto)
 
     def step():
         holder["state"], metrics = compiled(holder["state"], batch)
         jax.block_until_ready((holder["state"], metrics))
 
-    return step, b * (PROMPT_LEN + n), param_count(params), flops, x
+    return step, compiled
 
 
-def torch_update(bt, d: int, x: dict[str, np.ndarray], objective: str = "grpo"):
-    """The same step on Hugging Face Llama (``bench_torch.make_update_step``)."""
+def jax_update(
+    d: int, b: int, n: int, objective: str = "grpo", max_len: int = 128, proto: bool = False
+):
+    """``(step(), tokens, params, compiled flops, batch)`` for :func:`jax_update_step` on the
+    project transformer of width ``d``."""
+    from cliffjax.models.policy import make_policy, param_count
+
+    graphdef, params = make_policy(model_config(d, max_len), 0)
+    x = rl_batch(np.random.default_rng(0), b, PROMPT_LEN, n)
+    step, compiled = jax_update_step(graphdef, params, x, objective, proto=proto)
+    return step, b * (PROMPT_LEN + n), param_count(params), flops_of(compiled), x
+
+
+def torch_update_step(bt, model: Any, x: dict[str, np.ndarray], objective: str = "grpo"):
+    """``run()``: the same step on a Hugging Face model (``bench_torch.make_update_step``)."""
     import torch
 
     from cliffjax.objectives import get_objective
 
-    cfg = model_config(d)
-    model = bt.llama(VOCAB, d, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.max_seq_len)
     spec = get_objective(objective)
-    step = bt.make_update_step(model, PROMPT_LEN, objective, spec.default_config)
+    step = bt.make_update_step(model, x["prompts"].shape[1], objective, spec.default_config)
     ids = np.concatenate([x["prompts"], x["completions"]], axis=1)
     batch = {
         "input_ids": bt.to_torch(ids, torch.long),
@@ -546,7 +554,14 @@ def torch_update(bt, d: int, x: dict[str, np.ndarray], objective: str = "grpo"):
         step(batch)
         bt.sync()
 
-    return run, bt.num_params(model)
+    return run
+
+
+def torch_update(bt, d: int, x: dict[str, np.ndarray], objective: str = "grpo"):
+    """:func:`torch_update_step` on a Hugging Face Llama of the project transformer's sizes."""
+    cfg = model_config(d)
+    model = bt.llama(VOCAB, d, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.max_seq_len)
+    return torch_update_step(bt, model, x, objective), bt.num_params(model)
 
 
 def bench_update(s: Settings, bt, mm: dict[str, float]) -> tuple[list[dict], str]:

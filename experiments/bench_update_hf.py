@@ -22,11 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from cliffjax.experiments.bench import fmt_rate, fmt_spread, lower_compile, print_table, time_fn
+from cliffjax.experiments import bench_torch
+from cliffjax.experiments.bench import (
+    fmt_rate,
+    fmt_spread,
+    jax_update_step,
+    print_table,
+    rl_batch,
+    time_fn,
+    torch_update_step,
+)
 
 # name -> (hidden, intermediate, layers, heads, kv heads, vocab)
 SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -36,80 +43,14 @@ SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 
 
-def _batch(rng: np.random.Generator, b: int, p: int, n: int, vocab: int) -> dict[str, np.ndarray]:
-    lengths = rng.integers(max(1, n // 2), n + 1, size=b)
-    logp_old = (-np.abs(rng.normal(2.5, 0.5, size=(b, n)))).astype(np.float32)
-    return dict(
-        prompts=rng.integers(3, vocab, size=(b, p)).astype(np.int32),
-        completions=rng.integers(3, vocab, size=(b, n)).astype(np.int32),
-        mask=(np.arange(n)[None, :] < lengths[:, None]).astype(np.float32),
-        logp_old=logp_old,
-        logp_ref=(logp_old + 0.05 * rng.normal(size=(b, n))).astype(np.float32),
-        adv=rng.normal(size=b).astype(np.float32),
-    )
-
-
 def jax_step(ckpt: str, x: dict[str, np.ndarray]):
     """``(step(), n_params)``: the project's update phase on the loaded checkpoint."""
     from cliffjax.models.llama import load_hf
     from cliffjax.models.policy import param_count
-    from cliffjax.objectives import get_objective
-    from cliffjax.tasks.registry import get_task
-    from cliffjax.training.config import RLConfig
-    from cliffjax.training.program import RLProgram
-    from cliffjax.training.rollout import Rollout
-    from cliffjax.training.state import init_state
-    from cliffjax.training.update import make_update_phase
 
     pol = load_hf(ckpt)
-    spec = get_objective("grpo")
-    b = x["prompts"].shape[0]
-    rl = RLConfig(steps=1000, prompts_per_step=b, group_size=1, epochs=1, minibatches=1)
-    # The task only sizes the program (fixed-width prompts); the batch is synthetic.
-    program = RLProgram(pol.graphdef, get_task("addition"), spec, spec.default_config, rl)
-    batch = Rollout(
-        jnp.asarray(x["prompts"]),
-        jnp.asarray(x["completions"]),
-        jnp.asarray(x["mask"]),
-        jnp.asarray(x["logp_old"]),
-        jnp.asarray(x["logp_ref"]),
-        jnp.asarray(x["adv"]),
-        jnp.zeros((b,), jnp.float32),
-    )
-    holder = {"state": init_state(pol.params, program.optimizer(), jax.random.key(1))}
-    compiled = lower_compile(make_update_phase(program), holder["state"], batch)
-
-    def step():
-        holder["state"], metrics = compiled(holder["state"], batch)
-        jax.block_until_ready((holder["state"], metrics))
-
+    step, _ = jax_update_step(pol.graphdef, pol.params, x)
     return step, param_count(pol.params)
-
-
-def torch_step(model: Any, x: dict[str, np.ndarray]):
-    """``(step(), n_params)``: the same update in PyTorch (``bench_torch.make_update_step``)."""
-    import torch
-
-    from cliffjax.experiments import bench_torch as bt
-    from cliffjax.objectives import get_objective
-
-    spec = get_objective("grpo")
-    p = x["prompts"].shape[1]
-    step = bt.make_update_step(model, p, "grpo", spec.default_config)
-    ids = np.concatenate([x["prompts"], x["completions"]], axis=1)
-    batch = {
-        "input_ids": bt.to_torch(ids, torch.long),
-        "mask": bt.to_torch(x["mask"]),
-        "logp_old": bt.to_torch(x["logp_old"]),
-        "logp_ref": bt.to_torch(x["logp_ref"]),
-        "adv": bt.to_torch(x["adv"]),
-    }
-
-    def run():
-        step(batch)
-        bt.sync()
-
-    return run, bt.num_params(model)
 
 
 def run(
@@ -134,13 +75,13 @@ def run(
             tie_word_embeddings=True,
         )
         model = transformers.Qwen2ForCausalLM(cfg).train()
-        x = _batch(np.random.default_rng(0), batch, prompt, new, vocab)
+        x = rl_batch(np.random.default_rng(0), batch, prompt, new, vocab)
         with tempfile.TemporaryDirectory() as d:
             model.save_pretrained(d)
             jstep, n_params = jax_step(d, x)
         tj = time_fn(jstep, reps)
         del jstep
-        tstep, tp = torch_step(model, x)
+        tstep, tp = torch_update_step(bench_torch, model, x), bench_torch.num_params(model)
         tt = time_fn(tstep, reps)
         tokens = batch * (prompt + new)
         rec = {

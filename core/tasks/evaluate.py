@@ -30,6 +30,21 @@ def greedy_rewards(
     return reward, components, out.completion, out.completion_mask
 
 
+def _batches(prompts: Array, meta: dict[str, Array], batch_size: int):
+    """``(n_padded, [(prompts, meta) per batch])``: the rows cut into batches of
+    ``min(batch_size, n)``, the last one padded by wrapping around (callers drop rows past
+    ``n``), so every batch has one shape and one compiled program."""
+    n = prompts.shape[0]
+    bs = min(batch_size, n)
+    n_batches = -(-n // bs)
+    idx = np.arange(n_batches * bs) % n
+    out = []
+    for i in range(n_batches):
+        sel = jnp.asarray(idx[i * bs : (i + 1) * bs])
+        out.append((prompts[sel], jax.tree.map(lambda x, sel=sel: x[sel], meta)))
+    return n_batches * bs, out
+
+
 @partial(jax.jit, static_argnames=("task",))
 def _eval_batch(graphdef, params, prompts, meta, task: Task):
     reward, components, completion, _ = greedy_rewards(graphdef, params, task, prompts, meta)
@@ -59,14 +74,9 @@ def evaluate(
     if prompts is None:
         prompts, meta = task.eval_set()
     n = prompts.shape[0]
-    bs = min(batch_size, n)
-    n_batches = -(-n // bs)
-    idx = np.arange(n_batches * bs) % n  # pad by wrapping around
     rewards, comps, completions = [], [], []
-    for i in range(n_batches):
-        sel = jnp.asarray(idx[i * bs : (i + 1) * bs])
-        batch_meta = jax.tree.map(lambda x, sel=sel: x[sel], meta)
-        r, c, comp = _eval_batch(graphdef, params, prompts[sel], batch_meta, task=task)
+    for batch_prompts, batch_meta in _batches(prompts, meta, batch_size)[1]:
+        r, c, comp = _eval_batch(graphdef, params, batch_prompts, batch_meta, task=task)
         rewards.append(r)
         comps.append(c)
         completions.append(comp)
@@ -148,17 +158,13 @@ def evaluate_sampled(
         prompts, meta = task.eval_set()
     cfg = sampling_config(task, temperature=temperature, top_p=top_p, group_size=n_samples)
     n = prompts.shape[0]
-    bs = min(batch_size, n)
-    n_batches = -(-n // bs)
-    idx = np.arange(n_batches * bs) % n
+    n_padded, batches = _batches(prompts, meta, batch_size)
     rewards, comps, lens = [], [], []
-    for i in range(n_batches):
-        sel = jnp.asarray(idx[i * bs : (i + 1) * bs])
-        batch_meta = jax.tree.map(lambda x, sel=sel: x[sel], meta)
+    for i, (batch_prompts, batch_meta) in enumerate(batches):
         r, c, ln = _sample_batch(
             graphdef,
             params,
-            prompts[sel],
+            batch_prompts,
             batch_meta,
             jax.random.fold_in(key, i),
             task=task,
@@ -167,7 +173,7 @@ def evaluate_sampled(
         rewards.append(np.asarray(r))
         comps.append({k: np.asarray(v) for k, v in c.items()})
         lens.append(np.asarray(ln))
-    shape = (n_batches * bs, n_samples)
+    shape = (n_padded, n_samples)
     reward = np.concatenate(rewards).reshape(shape)[:n]
     result: dict[str, float] = {"n": n, "reward_mean@n": float(reward.mean())}
     result["len_mean@n"] = float(np.concatenate(lens).reshape(shape)[:n].mean())
@@ -179,11 +185,6 @@ def evaluate_sampled(
         for k in ks:
             result[f"{prefix}pass@{k}"] = float(pass_at_k(n_samples, n_pass, k).mean())
     return result
-
-
-@partial(jax.jit, static_argnames=("task",))
-def _greedy_rows(graphdef, params, prompts, meta, task: Task):
-    return greedy_rewards(graphdef, params, task, prompts, meta)
 
 
 def completion_table(
@@ -202,7 +203,7 @@ def completion_table(
     n = min(n, prompts.shape[0])
     prompts = prompts[:n]
     meta = jax.tree.map(lambda x: x[:n], meta)
-    reward, comps, completion, _ = _greedy_rows(graphdef, params, prompts, meta, task=task)
+    reward, comps, completion = _eval_batch(graphdef, params, prompts, meta, task=task)
     tok = task.tokenizer
     pmask = prompt_mask_of(task, prompts)
     texts = tok.decode_batch(np.asarray(completion))

@@ -41,6 +41,7 @@ import numpy as np
 from cliffjax.data.records import get_field, load_records, split_records
 from cliffjax.rewards import RewardComponent, TextReward
 from cliffjax.tasks.base import Meta
+from cliffjax.tasks.wrappers import HostReward
 from cliffjax.tokenizers.base import Tokenizer
 
 Array = jax.Array
@@ -219,6 +220,11 @@ class TextTask:
             tgt[i, : len(row)] = row
             tgt_mask[i, : len(row)] = 1
         self._targets = (jnp.asarray(tgt), jnp.asarray(tgt_mask))
+        # The reward: the verifiers on decoded text, called from the jit'd rollout through the
+        # shared host-reward mechanism (decoding, EOS ids, pure_callback, checks).
+        self._host_reward = HostReward(
+            self, self._verify, self.reward_fn.names, self.reward_fn.weights
+        )
 
     # -- prompts ----------------------------------------------------------------------------
 
@@ -267,26 +273,17 @@ class TextTask:
 
     # -- reward -----------------------------------------------------------------------------
 
-    def _host(self, completions: np.ndarray, ref_idx: np.ndarray) -> dict[str, np.ndarray]:
-        completions = np.asarray(completions)
-        texts = self.tokenizer.decode_batch(completions)
-        finished = np.isin(completions, np.asarray(self.tokenizer.eos_ids)).any(axis=1)
-        refs = [self.references[int(i)] for i in np.asarray(ref_idx)]
+    def _verify(
+        self, texts: list[str], finished: np.ndarray, meta: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        refs = [self.references[int(i)] for i in meta["ref_idx"]]
         return self.reward_fn(texts, finished, refs)
 
     def reward(
         self, completions: Array, completion_mask: Array, meta: Meta
     ) -> tuple[Array, dict[str, Array]]:
         """Rewards ``[B]`` and components from the host verifiers (module docstring)."""
-        del completion_mask  # the text up to the first EOS is what the verifiers see
-        b = completions.shape[0]
-        names = self.reward_fn.names
-        shapes = {k: jax.ShapeDtypeStruct((b,), jnp.float32) for k in names}
-        comps = jax.pure_callback(
-            self._host, shapes, completions, meta["ref_idx"], vmap_method="sequential"
-        )
-        reward = sum(w * comps[k] for w, k in zip(self.reward_fn.weights, names))
-        return jnp.asarray(reward, jnp.float32), comps
+        return self._host_reward.reward(completions, completion_mask, meta)
 
     # -- warm start -------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class _Wrapper:
         self.max_new_tokens = task.max_new_tokens
         self.answer_digits = task.answer_digits
         self.has_flawed_teacher = task.has_flawed_teacher
+        self.padded_prompts = getattr(task, "padded_prompts", False)
 
     def eval_set(self) -> tuple[Array, Meta]:
         return self.base.eval_set()
