@@ -32,12 +32,20 @@ from cliffjax.analysis.sampled_answers import (
     length_bins,
     per_prompt_tv,
 )
+from cliffjax.analysis.text_perturbations import (
+    TEXT_PERTURBATIONS,
+    TextPerturbation,
+    TextPerturbedReward,
+)
 
 __all__ = [
     "PERTURBATIONS",
+    "TEXT_PERTURBATIONS",
     "Perturbation",
     "PerturbedReward",
     "RewardShift",
+    "TextPerturbation",
+    "TextPerturbedReward",
     "answer_candidates",
     "answer_distribution",
     "answer_index",
