@@ -117,7 +117,7 @@ def _check_interval(row, key):
 
 
 def test_job_rows_pair_runs_with_their_baseline(two_jobs):
-    job0, out0, _, sweep_dir, _ = two_jobs
+    _, out0, _, sweep_dir, _ = two_jobs
     rows = out0["rows"]
     assert [r["eps"] for r in rows] == [0.0, 0.3]
     for r in rows:
@@ -142,7 +142,7 @@ def test_job_rows_pair_runs_with_their_baseline(two_jobs):
 
 
 def test_the_length_perturbation_shifts_the_training_reward(two_jobs):
-    _, out0, _, sweep_dir, _ = two_jobs
+    sweep_dir = two_jobs[3]
     curves = np.load(sweep_dir / "0" / "curves.npz")
     shift = curves["reward_seen_mean"][:, 0] - curves["reward_mean"][:, 0]
     assert shift[0] == 0.0  # ε = 0
@@ -203,5 +203,5 @@ def test_explicit_extractor_and_digit_only_fields(files):
     register_cliff_configs()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="policy_cliff", overrides=["sweep.runs=sequential"])
-    with pytest.raises(ConfigError, match="sweep.runs: only text sweeps set it"):
+    with pytest.raises(ConfigError, match=r"sweep\.runs: only text sweeps set it"):
         build_cliff_config(cfg)
