@@ -69,6 +69,10 @@ def test_every_sweep_option_composes_and_validates(sweep):
     overrides = [f"sweep={sweep}"]
     if sweep == "reweight":
         overrides.append("task=multi_reward")
+    if sweep == "text":  # text perturbations on a digit task (composed with task=jsonl elsewhere)
+        with pytest.raises(ConfigError, match="sweep.perturbation must be one of"):
+            build_cliff_config(_compose(overrides))
+        return
     job = build_cliff_config(_compose(overrides))
     assert 0.0 in job.sweep.eps and job.sweep.n_seeds >= 1
 
