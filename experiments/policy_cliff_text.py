@@ -48,6 +48,7 @@ from cliffjax.analysis.sampled_answers import (
     bootstrap_ci,
     extracted_answers,
     length_bins,
+    per_prompt_l2sq,
     per_prompt_tv,
 )
 from cliffjax.analysis.text_perturbations import (
@@ -240,7 +241,9 @@ def sampled_rows(sets: Sequence[dict[str, Any]], n_boot: int = 1000) -> list[dic
     of an ε = 0 run therefore *is* the floor. Per prompt ``x`` (held out):
 
     * ``tv_answer = TV(p̂_ε(a|x), p̂_0(a|x))`` over extracted answers (unparsable = "none"),
-    * ``tv_length`` the same over length bins,
+    * ``l2sq_answer``: the unbiased estimate of ``‖p_ε − p_0‖₂²`` over answers (mean 0 when
+      the policies agree, so no floor is needed; ``cliffjax.analysis.l2sq_unbiased``),
+    * ``tv_length`` the same TV over length bins,
     * ``excess_answer = tv_answer − floor_answer`` (paired per prompt),
     * ``d_correct`` the change in the accuracy of the sampled completions (any component
       ``c``: ``d_<c>``),
@@ -277,6 +280,7 @@ def sampled_rows(sets: Sequence[dict[str, Any]], n_boot: int = 1000) -> list[dic
         row.update(_ci("tv_answer", tv_a, n_boot))
         row.update(_ci("floor_answer", floor_a, n_boot))
         row.update(_ci("excess_answer", tv_a - floor_a, n_boot))
+        row.update(_ci("l2sq_answer", per_prompt_l2sq(run["answers"], base["answers"]), n_boot))
         row.update(_ci("tv_length", tv_l, n_boot))
         row.update(_ci("floor_length", floor_l, n_boot))
         row["none_frac"] = float(np.mean([a == "none" for x in run["answers"] for a in x]))
@@ -302,14 +306,15 @@ def format_sampled_rows(rows: Sequence[dict[str, Any]]) -> str:
 
     lines = [
         "| objective | perturbation | seed | ε | TV answers | noise floor | excess over floor "
-        "| TV length bins | length floor | Δ accuracy | unparsable |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ‖Δ‖₂² answers (unbiased) | TV length bins | length floor | Δ accuracy | unparsable |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.get('objective', '')} | {r.get('perturbation', '')} | {r['seed']} | "
             f"{r['eps']:g} | {ci(r, 'tv_answer')} | {ci(r, 'floor_answer')} | "
-            f"{ci(r, 'excess_answer')} | {ci(r, 'tv_length')} | {ci(r, 'floor_length')} | "
+            f"{ci(r, 'excess_answer')} | {ci(r, 'l2sq_answer')} | {ci(r, 'tv_length')} | "
+            f"{ci(r, 'floor_length')} | "
             f"{ci(r, 'd_correct')} | {r['none_frac']:.2f} |"
         )
     return "\n".join(lines)

@@ -532,28 +532,46 @@ coarsening of the text is a **lower bound** of the sequence-level TV (policies w
 answer distributions may still differ in their reasoning traces), and the empirical TV is
 **biased upward** by finite n. The "noise floor" is the same statistic between two
 independent sample sets of the ε = 0 policy, so a run moved only if its TV clears the floor:
-"excess over floor" is the paired per-prompt difference (its interval excluding 0 is the
-evidence of a move). The row at ε = 0 is the floor itself."""
+"excess over floor" is the paired per-prompt difference. The floor depends on the policy's
+own spread, so the excess can be negative (a sharper policy has a lower floor) and is only a
+rough guide; "‖Δ‖₂² answers" is the unbiased estimate of Σ_a (p_ε(a|x) − p_0(a|x))², whose
+mean is exactly 0 when the answer distributions agree — its interval excluding 0 is the
+evidence of a move (and TV ≥ ½‖Δ‖₂). The row at ε = 0 compares the two sample sets of the
+ε = 0 policy: it is the floor, and its ‖Δ‖₂² should cover 0."""
 
 
 def sampled_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (objective, perturbation, ε): means over seeds of the sampled-answer metrics with
     Student-t half-widths over seeds (:func:`mean_ci`)."""
-    metrics = ("tv_answer", "floor_answer", "excess_answer", "tv_length", "d_correct")
+    metrics = (
+        "tv_answer",
+        "floor_answer",
+        "excess_answer",
+        "l2sq_answer",
+        "tv_length",
+        "d_correct",
+    )
     return summarize(rows, metrics, ("objective", "perturbation", "eps"))
 
 
 def format_sampled_summary(summary: Sequence[dict[str, Any]]) -> str:
     """Markdown: the per-ε means over seeds of :func:`sampled_summary`."""
     lines = [
-        "| objective | perturbation | ε | seeds | TV answers | noise floor | excess | TV length "
-        "bins | Δ accuracy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| objective | perturbation | ε | seeds | TV answers | noise floor | excess | ‖Δ‖₂² "
+        "answers | TV length bins | Δ accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in summary:
         cells = [
             _fmt(c[m], c[f"{m}_ci"])
-            for m in ("tv_answer", "floor_answer", "excess_answer", "tv_length", "d_correct")
+            for m in (
+                "tv_answer",
+                "floor_answer",
+                "excess_answer",
+                "l2sq_answer",
+                "tv_length",
+                "d_correct",
+            )
         ]
         lines.append(
             f"| {c['objective']} | {c['perturbation']} | {c['eps']:g} | {c['n']} | "

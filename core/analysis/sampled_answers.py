@@ -130,6 +130,39 @@ def per_prompt_tv(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]]) -> np.
     return np.asarray([empirical_tv(x, y) for x, y in zip(a, b)], np.float64)
 
 
+def l2sq_unbiased(a: Sequence[str], b: Sequence[str]) -> float:
+    """An unbiased estimate of ``‖p − q‖₂² = Σ_k (p_k − q_k)²`` from ``n ≥ 2`` samples ``a``
+    of ``p`` and ``m ≥ 2`` samples ``b`` of ``q`` (independent).
+
+    With counts ``c_k`` (of ``a``) and ``d_k`` (of ``b``), the U-statistics
+    ``Σ c_k (c_k − 1) / (n (n − 1))``, ``Σ d_k (d_k − 1) / (m (m − 1))`` and
+    ``Σ c_k d_k / (n m)`` are unbiased for ``Σ p_k²``, ``Σ q_k²`` and ``Σ p_k q_k``, so
+
+        L̂ = Σ c(c−1)/(n(n−1)) + Σ d(d−1)/(m(m−1)) − 2 Σ c d / (n m),    E L̂ = ‖p − q‖₂².
+
+    Unlike the empirical TV it has no finite-sample bias: its mean is exactly 0 when
+    ``p = q`` (so it can be negative for one prompt), and a mean over prompts whose interval
+    excludes 0 shows a move without a noise floor. ``TV ≥ ½ ‖p − q‖₂``, so
+    ``½ sqrt(max(L̂, 0))`` of a prompt average is a (Jensen-approximate) lower bound of the
+    answer TV.
+    """
+    n, m = len(a), len(b)
+    if n < 2 or m < 2:
+        raise ValueError(f"l2sq_unbiased needs >= 2 samples on each side, got {n} and {m}")
+    ca, cb = Counter(a), Counter(b)
+    pp = sum(c * (c - 1) for c in ca.values()) / (n * (n - 1))
+    qq = sum(d * (d - 1) for d in cb.values()) / (m * (m - 1))
+    pq = sum(c * cb.get(k, 0) for k, c in ca.items()) / (n * m)
+    return float(pp + qq - 2.0 * pq)
+
+
+def per_prompt_l2sq(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]]) -> np.ndarray:
+    """``[E]`` float64: :func:`l2sq_unbiased` of prompt ``e``'s samples ``a[e]`` vs ``b[e]``."""
+    if len(a) != len(b):
+        raise ValueError(f"per_prompt_l2sq: {len(a)} vs {len(b)} prompts")
+    return np.asarray([l2sq_unbiased(x, y) for x, y in zip(a, b)], np.float64)
+
+
 def bootstrap_ci(
     values: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

@@ -70,7 +70,7 @@ def test_every_sweep_option_composes_and_validates(sweep):
     if sweep == "reweight":
         overrides.append("task=multi_reward")
     if sweep == "text":  # text perturbations on a digit task (composed with task=jsonl elsewhere)
-        with pytest.raises(ConfigError, match="sweep.perturbation must be one of"):
+        with pytest.raises(ConfigError, match=r"sweep\.perturbation must be one of"):
             build_cliff_config(_compose(overrides))
         return
     job = build_cliff_config(_compose(overrides))

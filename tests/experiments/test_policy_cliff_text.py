@@ -122,7 +122,14 @@ def test_job_rows_pair_runs_with_their_baseline(two_jobs):
     assert [r["eps"] for r in rows] == [0.0, 0.3]
     for r in rows:
         assert r["n_prompts"] == 6 and r["n_samples"] == 8
-        for k in ("tv_answer", "floor_answer", "excess_answer", "tv_length", "d_correct"):
+        for k in (
+            "tv_answer",
+            "floor_answer",
+            "excess_answer",
+            "l2sq_answer",
+            "tv_length",
+            "d_correct",
+        ):
             _check_interval(r, k)
         assert 0.0 <= r["tv_answer"] <= 1.0 and 0.0 <= r["tv_length"] <= 1.0
         assert r["objective"] == "grpo" and r["perturbation"] == "length"
@@ -131,6 +138,7 @@ def test_job_rows_pair_runs_with_their_baseline(two_jobs):
     # finite n puts well above the true distance 0.
     assert base["tv_answer"] == base["floor_answer"] > 0.05 and base["excess_answer"] == 0.0
     assert moved["floor_answer"] == base["floor_answer"]
+    assert abs(base["l2sq_answer"]) < base["tv_answer"]  # unbiased: no floor to clear
     assert moved["excess_answer"] == pytest.approx(moved["tv_answer"] - moved["floor_answer"])
     # Files: two sample sets of the ε = 0 policy, one of the ε = 0.3 policy.
     sets = json.loads((sweep_dir / "0" / pct.SAMPLES_FILE).read_text())["sets"]

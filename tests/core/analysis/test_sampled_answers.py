@@ -16,7 +16,9 @@ from cliffjax.analysis.sampled_answers import (
     empirical_tv,
     expected_null_tv,
     extracted_answers,
+    l2sq_unbiased,
     length_bins,
+    per_prompt_l2sq,
     per_prompt_tv,
 )
 
@@ -108,3 +110,31 @@ def test_answer_bonus_is_a_fixed_function_of_the_answer():
     assert answer_bonus(NONE, 0) == 0.0
     vals = np.array([answer_bonus(str(i), 7) for i in range(2000)])
     assert abs(vals.mean()) < 0.05 and vals.min() < -0.95 and vals.max() > 0.95
+
+
+def test_l2sq_unbiased_hand_computed_and_unbiased():
+    # a: counts (x: 2, y: 2), n = 4; b: (x: 1, y: 3), m = 4.
+    # Σc(c−1)/12 = 4/12, Σd(d−1)/12 = 6/12, Σcd/16 = (2 + 6)/16.
+    a, b = ["x", "x", "y", "y"], ["x", "y", "y", "y"]
+    assert l2sq_unbiased(a, b) == pytest.approx(4 / 12 + 6 / 12 - 2 * 8 / 16)
+    assert l2sq_unbiased(["x", "x"], ["y", "y"]) == pytest.approx(2.0)  # disjoint point masses
+    np.testing.assert_allclose(
+        per_prompt_l2sq([a, a], [b, a]), [l2sq_unbiased(a, b), l2sq_unbiased(a, a)]
+    )
+    with pytest.raises(ValueError, match=">= 2 samples"):
+        l2sq_unbiased(["x"], ["x", "y"])
+    # Monte Carlo: mean 0 under p = q (where the empirical TV is far from 0), ‖p − q‖² else.
+    rng = np.random.default_rng(1)
+    labels = np.array(["a", "b", "c"])
+    p, q, n = np.array([0.6, 0.3, 0.1]), np.array([0.3, 0.3, 0.4]), 6
+
+    def draws(p1, p2):
+        return np.mean(
+            [
+                l2sq_unbiased(list(rng.choice(labels, n, p=p1)), list(rng.choice(labels, n, p=p2)))
+                for _ in range(6000)
+            ]
+        )
+
+    assert draws(p, p) == pytest.approx(0.0, abs=0.01)
+    assert draws(p, q) == pytest.approx(float(np.sum((p - q) ** 2)), abs=0.01)
