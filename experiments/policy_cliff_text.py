@@ -342,19 +342,18 @@ def run_text_sweep(
     setup: TextSetup | None = None,
     overrides: str = "",
     warm_start_dir: str | Path | None = None,
+    keep_params: bool = False,
 ) -> dict[str, Any]:
-    """Train the job's runs, sample every final policy, write the files (module docstring)."""
+    """Train the job's runs, sample every final policy, write the files (module docstring).
+
+    Returns ``rows``, ``sets`` (the sample sets), ``summary`` and, with ``keep_params``, the
+    final ``params`` stacked over runs (else ``None``)."""
     t_start = time.perf_counter()
     setup = setup or TextSetup(job, warm_start_dir)
     exp, sw = job.experiment, job.sweep
     program, beta = setup.program()
     seeds = [sw.first_seed + i for i in range(sw.n_seeds) for _ in sw.eps]
     eps = [float(e) for _ in range(sw.n_seeds) for e in sw.eps]
-    t0 = time.perf_counter()
-    params, curves = setup.train(program, seeds, eps)
-    jax.block_until_ready(params)
-    train_s = time.perf_counter() - t0
-    curves = {k: np.asarray(v) for k, v in curves.items()}
     key = pair_key(job)
     common = {
         "objective": exp.algo.name,
@@ -365,18 +364,36 @@ def run_text_sweep(
         "perturbation": sw.perturbation,
         "extractor": sw.answer_extractor,
     }
-    t0 = time.perf_counter()
-    sets = []
-    for r, (s, e) in enumerate(zip(seeds, eps)):
-        p = jax.tree.map(lambda x, r=r: x[r], params)
-        columns = {**common, **training_columns(curves, r)}
-        for which in ("a", "b") if e == 0.0 else ("a",):
-            comp = setup.sample_completions(p, sample_key(setup.k_eval, s, e, which))
-            sets.append(
-                {"pair_key": key, "seed": s, "eps": e, "set": which, "columns": columns}
-                | setup.describe_samples(comp)
-            )
-    sample_s = time.perf_counter() - t0
+    runs = list(range(len(seeds)))
+    # vmap: one program trains every run; sequential: one run at a time, sampled right after
+    # training, so only one run's parameters and optimizer state are alive at once.
+    groups = [runs] if sw.runs == "vmap" else [[r] for r in runs]
+    sets, kept, curve_parts = [], [], []
+    train_s = sample_s = 0.0
+    for group in groups:
+        t0 = time.perf_counter()
+        params, curves = setup.train(program, [seeds[r] for r in group], [eps[r] for r in group])
+        jax.block_until_ready(params)
+        train_s += time.perf_counter() - t0
+        curves = {k: np.asarray(v) for k, v in curves.items()}
+        curve_parts.append(curves)
+        t0 = time.perf_counter()
+        for i, r in enumerate(group):
+            s, e = seeds[r], eps[r]
+            p = jax.tree.map(lambda x, i=i: x[i], params)
+            columns = {**common, **training_columns(curves, i)}
+            for which in ("a", "b") if e == 0.0 else ("a",):
+                comp = setup.sample_completions(p, sample_key(setup.k_eval, s, e, which))
+                sets.append(
+                    {"pair_key": key, "seed": s, "eps": e, "set": which, "columns": columns}
+                    | setup.describe_samples(comp)
+                )
+        sample_s += time.perf_counter() - t0
+        if keep_params:
+            kept.append(params)
+        del params
+    curves = {k: np.concatenate([c[k] for c in curve_parts]) for k in curve_parts[0]}
+    params = jax.tree.map(lambda *x: jnp.concatenate(x), *kept) if kept else None
     rows = sampled_rows(sets, sw.n_boot)
     summary = {
         "mode": "text",

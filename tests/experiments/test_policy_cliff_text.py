@@ -95,12 +95,12 @@ def two_jobs(files):
     setup = pct.TextSetup(job0)
     sweep_dir = root / "multirun"
     t1 = time.perf_counter()
-    out0 = pct.run_text_sweep(job0, sweep_dir / "0", setup)
+    out0 = pct.run_text_sweep(job0, sweep_dir / "0", setup, keep_params=True)
     job1 = dataclasses.replace(
         job0, sweep=dataclasses.replace(job0.sweep, eps=(0.3,), runs="sequential")
     )
     assert pct.pair_key(job1) == pct.pair_key(job0)
-    out1 = pct.run_text_sweep(job1, sweep_dir / "1", setup)
+    out1 = pct.run_text_sweep(job1, sweep_dir / "1", setup, keep_params=True)
     report = write_report(sweep_dir)
     print(
         f"2-job text sweep: {time.perf_counter() - t0:.1f} s (config + setup {t1 - t0:.1f} s; "
