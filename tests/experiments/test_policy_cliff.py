@@ -101,8 +101,10 @@ def test_every_launcher_composes(launcher):
     assert "_target_" in cfg.hydra.launcher
     if launcher == "parallel":
         assert cfg.hydra.launcher.n_jobs == 2
-    if launcher == "slurm":
+    if launcher in ("slurm", "slurm_gpu"):
         assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    if launcher == "slurm_gpu":
+        assert cfg.hydra.launcher.gpus_per_node == 1
 
 
 @pytest.mark.parametrize(
