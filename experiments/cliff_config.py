@@ -6,7 +6,9 @@ one node, ``sweep``, typed by :class:`CliffConfig` (group ``conf/sweep/``). The 
 ``policy_cliff_schema`` is the main job's schema plus that node, so an unknown key
 (``sweep.epz=...``) or a wrong type (``sweep.n_seeds=abc``) fails when Hydra composes, and an
 invalid value fails in :func:`build_cliff_config` with a :class:`ConfigError` naming the field
-(``sweep.eps: ...``), before any compute.
+(``sweep.eps: ...``), before any compute. Text tasks (:data:`TEXT_TASKS`) are checked as text
+sweeps (text perturbations, ``n_eval_samples >= 2``, an answer extractor); the others as exact
+ones (ε = 0 in ``eps``, digit perturbations).
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ One job = one objective, task, model and regularization setting. It
    metric of every run) and ``summary.json`` (job facts, timings) in its Hydra job
    directory, for ``cliffjax.experiments.report``.
 
+Text tasks (``task=jsonl``, any model, e.g. ``model=hf``; ``sweep=text``) have no enumerable
+answer set: their jobs (``cliffjax.experiments.policy_cliff_text``) measure distances between
+the distributions of sampled final answers instead, with bootstrap intervals and a noise floor.
+
 Settings that change shapes or objectives (algo, model, task, steps, entropy/KL coefficients,
 which are compile-time constants here) are separate jobs of a Hydra multirun; see
 docs/sweeps.md.

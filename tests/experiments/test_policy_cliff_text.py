@@ -107,6 +107,7 @@ def two_jobs(files):
         f"job 0 {out0['summary']['train_s']:.1f} s train, {out0['summary']['eval_s']:.1f} s "
         f"sampling; job 1 {out1['summary']['train_s']:.1f} s train)"
     )
+    print((sweep_dir / "table.md").read_text())
     return job0, out0, out1, sweep_dir, report
 
 
