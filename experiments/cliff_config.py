@@ -81,6 +81,9 @@ class CliffConfig:
       first_seed: text sweeps: index of the job's first rollout seed (seeds ``first_seed ..
         first_seed + n_seeds − 1``); a multirun of one seed per job pairs runs across jobs.
       n_boot: bootstrap resamples (over held-out prompts) of the sampled-answer intervals.
+      sample_batch: text sweeps: at most this many completions per sampler call (whole
+        prompts, ``n_eval_samples`` each; 0 = every held-out prompt in one call), to bound the
+        KV cache of a large checkpoint.
     """
 
     eps: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3)
@@ -101,6 +104,7 @@ class CliffConfig:
     runs: str = "vmap"
     first_seed: int = 0
     n_boot: int = 1000
+    sample_batch: int = 0
 
     def __post_init__(self) -> None:
         def check(cond: bool, field: str, expected: str, value: Any) -> None:
@@ -142,6 +146,7 @@ class CliffConfig:
         check(self.runs in RUNS, "runs", f"one of {RUNS}", self.runs)
         check(self.first_seed >= 0, "first_seed", ">= 0", self.first_seed)
         check(self.n_boot >= 1, "n_boot", ">= 1", self.n_boot)
+        check(self.sample_batch >= 0, "sample_batch", ">= 0", self.sample_batch)
         known = list_objectives()
         bad = [o for o in self.replay_objectives if o not in known]
         check(
@@ -221,6 +226,11 @@ def _check_text_sweep(sweep: CliffConfig, task: Any) -> CliffConfig:
         raise ConfigError(
             "sweep.n_eval_samples: a text sweep estimates answer distributions from sampled "
             f"completions and needs >= 2 per prompt, got {sweep.n_eval_samples}"
+        )
+    if 0 < sweep.sample_batch < sweep.n_eval_samples:
+        raise ConfigError(
+            f"sweep.sample_batch: must be 0 or >= sweep.n_eval_samples = {sweep.n_eval_samples} "
+            f"(whole prompts per sampler call), got {sweep.sample_batch}"
         )
     return dataclasses.replace(
         sweep, answer_extractor=resolve_extractor(task, sweep.answer_extractor)

@@ -181,14 +181,32 @@ class TextSetup:
         return jax.tree.map(lambda *x: jnp.stack(x), *outs)
 
     def sample_completions(self, params: PyTree, key: Array) -> np.ndarray:
-        """``[E · n, N]`` completions of one policy, ``n`` per held-out prompt (contiguous)."""
+        """``[E · n, N]`` completions of one policy, ``n`` per held-out prompt (contiguous).
+
+        With ``sweep.sample_batch`` the prompts go through the sampler in chunks of
+        ``sample_batch // n`` prompts (chunk ``c`` with ``fold_in(key, c)``; the last chunk
+        padded with copies of its first prompt and cut, so one program serves every chunk).
+        """
+        e, n = self.ep.shape[0], self.job.sweep.n_eval_samples
+        per = self.job.sweep.sample_batch // n if self.job.sweep.sample_batch else e
+        per = max(1, min(per, e))
         if "sample" not in self._programs:
 
-            def fn(p, k):
-                return sample(self.graphdef, p, self.ep, k, self.sampling, self.eval_mask)
+            def fn(p, prompts, mask, k):
+                return sample(self.graphdef, p, prompts, k, self.sampling, mask).completion
 
             self._programs["sample"] = jax.jit(fn)
-        return np.asarray(self._programs["sample"](params, key).completion)
+        if per == e:
+            return np.asarray(self._programs["sample"](params, self.ep, self.eval_mask, key))
+        out = []
+        for c, start in enumerate(range(0, e, per)):
+            idx = np.arange(start, start + per)
+            idx = np.where(idx < e, idx, start)  # pad the last chunk with its first prompt
+            comp = self._programs["sample"](
+                params, self.ep[idx], self.eval_mask[idx], jax.random.fold_in(key, c)
+            )
+            out.append(np.asarray(comp)[: min(per, e - start) * n])
+        return np.concatenate(out)
 
     def describe_samples(self, completions: np.ndarray) -> dict[str, Any]:
         """A sample set as host data: per prompt, each completion's extracted answer, length

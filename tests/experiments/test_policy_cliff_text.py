@@ -182,6 +182,25 @@ def test_report_pairs_runs_across_jobs(two_jobs):
     assert table.count("\n| grpo | length |") == 3
 
 
+def test_chunked_sampling_keeps_prompt_order(two_jobs, files):
+    job0 = two_jobs[0]
+    job = dataclasses.replace(job0, sweep=dataclasses.replace(job0.sweep, sample_batch=32))
+    setup = pct.TextSetup(job)  # 4 prompts x 8 samples per call: chunks of 4 and 2 (padded)
+    params = setup.init_params
+    key = jax.random.key(5)
+    comp = setup.sample_completions(params, key)
+    assert comp.shape == (6 * 8, N_NEW)
+    np.testing.assert_array_equal(comp, setup.sample_completions(params, key))
+    # The second chunk holds prompts 4 and 5: the same rows as sampling those prompts alone.
+    alone = setup._programs["sample"](
+        params,
+        setup.ep[np.array([4, 5, 4, 4])],
+        setup.eval_mask[np.array([4, 5, 4, 4])],
+        jax.random.fold_in(key, 1),
+    )
+    np.testing.assert_array_equal(comp[32:], np.asarray(alone)[:16])
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
@@ -194,6 +213,7 @@ def test_report_pairs_runs_across_jobs(two_jobs):
         (("sweep.mode=replay",), "sweep.mode: text sweeps run mode 'sweep'"),
         (("sweep.runs=parallel",), "sweep.runs must be one of"),
         (("sweep.answer_extractor=regex",), "sweep.answer_extractor must be one of"),
+        (("sweep.sample_batch=4",), "sweep.sample_batch: must be 0 or >= sweep.n_eval_samples"),
     ],
 )
 def test_bad_text_sweep_config_names_the_field(files, extra, needle):
