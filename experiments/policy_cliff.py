@@ -73,6 +73,7 @@ from cliffjax.experiments.cliff_config import (
     register_cliff_configs,
 )
 from cliffjax.experiments.config import ConfigError, make_task
+from cliffjax.models.lora import fold_adapters
 from cliffjax.models.policy import make_policy
 from cliffjax.objectives import get_objective
 from cliffjax.tasks.base import sampling_config
@@ -163,8 +164,14 @@ def warm_start(
         saved = {"params": warm, "loss": jnp.asarray(loss, jnp.float32)}
         if cache is not None:
             save_tree(cache, saved)
-    jax.block_until_ready(saved["params"])
-    return saved["params"], float(saved["loss"]), cached
+    params = saved["params"]
+    lora = getattr(exp.model, "lora", None)
+    if lora is not None and lora.enabled and exp.trainer.sft.steps:
+        # As in the main job: the warm start's adapters move into the base and restart at
+        # B = 0, so the runs' KL reference (adapters off) is the warm-started policy.
+        params = jax.jit(fold_adapters, static_argnums=1)(params, lora.scale)
+    jax.block_until_ready(params)
+    return params, float(saved["loss"]), cached
 
 
 class Setup:
