@@ -40,12 +40,8 @@ PIECES = {
     ),
     "optimizer steps": (
         r"\b(tx|optimizer)\.update\(",
-        {
-            "core/training/update.py",
-            "core/training/sft.py",
-            "core/training/preference.py",
-            "core/distributed/selfcheck.py",
-        },
+        # One optimizer step (state.optimizer_step, LoRA-aware) for every trainer.
+        {"core/training/state.py", "core/distributed/selfcheck.py"},
     ),
     "the task registry": (r"^TASKS\s*[:=]", {"core/tasks/registry.py"}),
     "greedy evaluation": (r"temperature\s*=\s*0(\.0)?\b", {"core/tasks/evaluate.py"}),

@@ -185,7 +185,9 @@ def test_model_options_are_the_presets(load, preset):
     assert {k: getattr(model, k) for k in PRESETS[preset]} == PRESETS[preset]
 
 
-def test_cliff_jobs_refuse_tasks_without_an_answer_set(tmp_path):
+def test_cliff_jobs_on_text_tasks_need_a_text_perturbation(tmp_path):
+    """A text task has no enumerable answer set: the digit sweeps' perturbations are refused
+    and the message points at the text preset."""
     pytest.importorskip("tokenizers")
     from cliffjax.experiments.cliff_config import build_cliff_config, register_cliff_configs
     from cliffjax.experiments.tiny_checkpoint import write_tokenizer
@@ -205,5 +207,5 @@ def test_cliff_jobs_refuse_tasks_without_an_answer_set(tmp_path):
                 f"task.tokenizer={tmp_path / 'tok'}",
             ],
         )
-    with pytest.raises(ConfigError, match=r"task\.name: the policy-cliff and sensitivity jobs"):
+    with pytest.raises(ConfigError, match=r"sweep\.perturbation: a text sweep .*conf/sweep/text"):
         build_cliff_config(cfg)
