@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from cliffjax.experiments import bench_torch
-from cliffjax.experiments.bench_decode import QWEN_SIZES
 from cliffjax.experiments.bench import (
     fmt_rate,
     fmt_spread,
@@ -35,6 +34,7 @@ from cliffjax.experiments.bench import (
     time_fn,
     torch_update_step,
 )
+from cliffjax.experiments.bench_decode import QWEN_SIZES
 
 # name -> (hidden, intermediate, layers, heads, kv heads, vocab); the shapes bench_decode's
 # --qwen-size times (this step always ties the embeddings).

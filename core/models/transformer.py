@@ -247,14 +247,30 @@ def rope(x: Array, positions: Array, theta: float) -> Array:
     """
     half = x.shape[-1] // 2
     inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # θ^(-2i/Dh)
+    return rotate_half_rope(x, positions, inv_freq)
+
+
+def rotate_half_rope(x: Array, positions: Array, inv_freq) -> Array:
+    """``x [B, S, H, Dh]`` rotated by angles ``max(pos, 0) · inv_freq [Dh/2]`` (rotate-half).
+
+    ``out = x · cos + swap(x) · (sign · sin)`` with ``swap(x) = [x2, x1]`` (the two halves
+    exchanged), ``sign = [-1, +1]`` per half and the angles repeated over both halves: the
+    same products and sums as ``[x1 cos - x2 sin, x2 cos + x1 sin]``, but built from a
+    reversal of a ``[2, Dh/2]`` axis instead of two slices and a concatenate, so XLA fuses it
+    into one elementwise pass forwards and one backwards (the slices' gradient was a pad
+    fusion of its own; docs/benchmarks.md). Angles in float32; result in ``x.dtype``.
+    """
+    dh = x.shape[-1]
+    half = dh // 2
     pos = jnp.maximum(positions, 0).astype(jnp.float32)
-    angles = pos[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
-    sin = jnp.sin(angles)[:, :, None, :]
+    freq = jnp.concatenate([inv_freq, inv_freq]).astype(jnp.float32)  # [Dh], constant
+    angles = pos[:, :, None] * freq[None, None, :]  # [B, S, Dh]
+    sign = jnp.concatenate([-jnp.ones((half,), jnp.float32), jnp.ones((half,), jnp.float32)])
     cos = jnp.cos(angles)[:, :, None, :]
+    sin = (jnp.sin(angles) * sign[None, None, :])[:, :, None, :]
     x32 = x.astype(jnp.float32)
-    x1, x2 = x32[..., :half], x32[..., half:]
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.astype(x.dtype)
+    swapped = jnp.flip(x32.reshape(*x.shape[:-1], 2, half), axis=-2).reshape(x.shape)
+    return (x32 * cos + swapped * sin).astype(x.dtype)
 
 
 class Attention(nnx.Module):
@@ -390,6 +406,16 @@ class Embed(nnx.Module):
         return jnp.take(self.embedding[...], tokens, axis=0).astype(dtype)
 
 
+def _check_logits_from(logits_from: int, s: int, last_only: bool = False) -> None:
+    """``logits_from`` must be an int in ``[0, S)`` (and not combined with ``last_only``)."""
+    if not isinstance(logits_from, int) or isinstance(logits_from, bool):
+        raise ValueError(f"logits_from must be a static int, got {logits_from!r}")
+    if not 0 <= logits_from < s:
+        raise ValueError(f"logits_from must be in [0, S={s}), got {logits_from}")
+    if logits_from and last_only:
+        raise ValueError("logits_from and last_only cannot be combined")
+
+
 class Transformer(nnx.Module):
     """Decoder-only transformer; ``model(tokens, positions, cache) -> (logits, cache)``."""
 
@@ -431,8 +457,9 @@ class Transformer(nnx.Module):
         positions: Array,
         cache: KVCache | None = None,
         last_only: bool = False,
+        logits_from: int = 0,
     ) -> tuple[Array, KVCache | None]:
-        """Logits of the next token at every position.
+        """Logits of the next token at every position (from ``logits_from`` on).
 
         Args:
           tokens: ``[B, S]`` int32 token ids.
@@ -442,6 +469,9 @@ class Transformer(nnx.Module):
             whose ``index`` slots are filled: the new keys are written at
             ``[index, index + S)`` and attention covers the cached prefix.
           last_only: return logits for the last position only (``[B, 1, V]``); see ``prefill``.
+          logits_from: static; return logits for positions ``logits_from .. S-1`` only
+          (``[B, S - logits_from, V]``), the same values as ``logits[:, logits_from:]`` of the
+          full output, without the output head's work (and its gradient) on earlier positions.
         Returns:
           ``(logits [B, S, V] float32, new cache or None)``.
         """
@@ -449,6 +479,7 @@ class Transformer(nnx.Module):
             raise ValueError(
                 f"tokens and positions must both be [B, S]; got {tokens.shape} and {positions.shape}"
             )
+        _check_logits_from(logits_from, tokens.shape[1], last_only)
         dtype = jnp.dtype(self.config.dtype)
         h = self.embed(tokens, dtype)
         positions = positions.astype(jnp.int32)
@@ -467,7 +498,7 @@ class Transformer(nnx.Module):
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
-        h = self.final_norm(h)
+        h = self.final_norm(h[:, logits_from:] if logits_from else h)
         logits = jnp.einsum(
             "md,dv->mv",
             _rows(h),

@@ -47,6 +47,7 @@ import numpy as np
 from flax import nnx
 
 from cliffjax.models.llama.config import LlamaConfig
+from cliffjax.models.transformer import _check_logits_from, rotate_half_rope
 
 Array = jax.Array
 
@@ -114,15 +115,19 @@ def rope_inv_freq(cfg: LlamaConfig) -> np.ndarray:
 
 def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
     """Rotate ``x [B, S, H, Dh]`` by angles ``max(pos, 0) · inv_freq`` (rotate-half layout)."""
-    pos = jnp.maximum(positions, 0).astype(jnp.float32)
-    angles = pos[:, :, None] * jnp.asarray(inv_freq)[None, None, :]  # [B, S, Dh/2]
-    cos = jnp.cos(angles)[:, :, None, :]
-    sin = jnp.sin(angles)[:, :, None, :]
-    half = x.shape[-1] // 2
-    x32 = x.astype(jnp.float32)
-    x1, x2 = x32[..., :half], x32[..., half:]
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.astype(x.dtype)
+    # One fused elementwise pass (no slices + concatenate; see rotate_half_rope).
+    return rotate_half_rope(x, positions, jnp.asarray(inv_freq))
+
+
+def _rows(x: Array) -> Array:
+    """``[B, S, d] -> [B·S, d]``: every projection is one row matmul (performance only).
+
+    XLA:CPU runs the weight gradient of a ``[B, S, d] × [d, F]`` product as a dot contracting
+    over both B and S, with layout copies around it; on merged rows it is one canonical
+    ``[d, B·S] × [B·S, F]`` dot (docs/benchmarks.md, "Speed work"). Same products, same
+    parameters; a batch sharding of the leading axis carries over to the merged axis.
+    """
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
 def _param(shape: tuple[int, ...], dtype, axes: tuple, value: float = 0.0) -> nnx.Param:
@@ -192,9 +197,10 @@ class Attention(nnx.Module):
         """``x [B, S, d]`` -> ``[B, S, d]``; ``key_pos [B, T]`` are the positions of the keys
         (the cache's ``pos`` after writing this chunk, or ``positions`` with no cache)."""
         b, s, _ = x.shape
-        q = self.q_proj(x).reshape(b, s, self.n_heads, self.head_dim)
-        k = self.k_proj(x).reshape(b, s, self.n_kv, self.head_dim)
-        v = self.v_proj(x).reshape(b, s, self.n_kv, self.head_dim)
+        rows = _rows(x)
+        q = self.q_proj(rows).reshape(b, s, self.n_heads, self.head_dim)
+        k = self.k_proj(rows).reshape(b, s, self.n_kv, self.head_dim)
+        v = self.v_proj(rows).reshape(b, s, self.n_kv, self.head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         inv_freq = np.asarray(self.inv_freq, np.float32)
@@ -212,7 +218,7 @@ class Attention(nnx.Module):
             scores = jnp.where(allowed[:, None, None], scores, neg)
             probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
             ctx = jnp.einsum("bngst,btnk->bsngk", probs, v)
-            return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), None
+            return self._out(ctx), None
         # The cache is laid out [B, H_kv, T, Dh]: each (row, kv head) is one contiguous
         # [T, Dh] matrix and a decode step is one small matmul per (row, kv head) against the
         # G query heads that share it, with no transposes of the cache.
@@ -234,7 +240,13 @@ class Attention(nnx.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         ctx = jnp.einsum("bngst,bntk->bngsk", probs, values.astype(self.dtype))
         ctx = jnp.transpose(ctx, (0, 3, 1, 2, 4))  # [B, S, H_kv, G, Dh]
-        return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), new_kv
+        return self._out(ctx), new_kv
+
+    def _out(self, ctx: Array) -> Array:
+        """``o_proj`` of ``ctx [B, S, H_kv, G, Dh]`` (or ``[B, S, H, Dh]``) -> ``[B, S, d]``."""
+        b, s = ctx.shape[:2]
+        y = self.o_proj(ctx.reshape(b * s, self.n_heads * self.head_dim))
+        return y.reshape(b, s, -1)
 
 
 class MLP(nnx.Module):
@@ -248,7 +260,9 @@ class MLP(nnx.Module):
         self.down_proj = Linear(f, d, False, pdt, ("mlp", "embed"), dt)
 
     def __call__(self, x: Array) -> Array:
-        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+        rows = _rows(x)
+        y = self.down_proj(jax.nn.silu(self.gate_proj(rows)) * self.up_proj(rows))
+        return y.reshape(*x.shape[:-1], -1)
 
 
 class DecoderLayer(nnx.Module):
@@ -308,15 +322,22 @@ class LlamaModel(nnx.Module):
         return grow_llama_cache(cache, max_len)
 
     def __call__(
-        self, tokens: Array, positions: Array, cache: LlamaCache | None = None
+        self,
+        tokens: Array,
+        positions: Array,
+        cache: LlamaCache | None = None,
+        logits_from: int = 0,
     ) -> tuple[Array, LlamaCache | None]:
-        """Next-token logits.
+        """Next-token logits (at positions ``logits_from`` on).
 
         Args:
           tokens: ``[B, S]`` int32.
           positions: ``[B, S]`` int32; negative marks padding (never attended to).
           cache: None (plain causal pass) or a ``LlamaCache``: the chunk is written to slots
             ``[index, index + S)`` (keys, values and positions) and attends to the cache.
+          logits_from: static; logits for positions ``logits_from .. S-1`` only
+            (``[B, S - logits_from, V]``, the values of ``logits[:, logits_from:]``) without
+            the output head's work, and its gradient, on the earlier positions.
         Returns:
           ``(logits [B, S, V] float32, updated cache or None)``.
         """
@@ -324,6 +345,7 @@ class LlamaModel(nnx.Module):
             raise ValueError(
                 f"tokens and positions must both be [B, S]; got {tokens.shape} and {positions.shape}"
             )
+        _check_logits_from(logits_from, tokens.shape[1])
         cfg = self.config
         dtype = jnp.dtype(cfg.dtype)
         positions = positions.astype(jnp.int32)
@@ -342,11 +364,11 @@ class LlamaModel(nnx.Module):
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
-        h = self.norm(h)
+        h = self.norm(h[:, logits_from:] if logits_from else h)
         head = table.T if self.lm_head is None else self.lm_head.kernel[...]
         logits = jnp.einsum(
-            "bsd,dv->bsv", h, head.astype(dtype), preferred_element_type=jnp.float32
-        )
+            "md,dv->mv", _rows(h), head.astype(dtype), preferred_element_type=jnp.float32
+        ).reshape(*h.shape[:2], -1)
         if cache is None:
             return logits, None
         return logits, LlamaCache(tuple(new_k), tuple(new_v), key_pos, start + tokens.shape[1])
