@@ -247,30 +247,14 @@ def rope(x: Array, positions: Array, theta: float) -> Array:
     """
     half = x.shape[-1] // 2
     inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)  # θ^(-2i/Dh)
-    return rotate_half_rope(x, positions, inv_freq)
-
-
-def rotate_half_rope(x: Array, positions: Array, inv_freq) -> Array:
-    """``x [B, S, H, Dh]`` rotated by angles ``max(pos, 0) · inv_freq [Dh/2]`` (rotate-half).
-
-    ``out = x · cos + swap(x) · (sign · sin)`` with ``swap(x) = [x2, x1]`` (the two halves
-    exchanged), ``sign = [-1, +1]`` per half and the angles repeated over both halves: the
-    same products and sums as ``[x1 cos - x2 sin, x2 cos + x1 sin]``, but built from a
-    reversal of a ``[2, Dh/2]`` axis instead of two slices and a concatenate, so XLA fuses it
-    into one elementwise pass forwards and one backwards (the slices' gradient was a pad
-    fusion of its own; docs/benchmarks.md). Angles in float32; result in ``x.dtype``.
-    """
-    dh = x.shape[-1]
-    half = dh // 2
     pos = jnp.maximum(positions, 0).astype(jnp.float32)
-    freq = jnp.concatenate([inv_freq, inv_freq]).astype(jnp.float32)  # [Dh], constant
-    angles = pos[:, :, None] * freq[None, None, :]  # [B, S, Dh]
-    sign = jnp.concatenate([-jnp.ones((half,), jnp.float32), jnp.ones((half,), jnp.float32)])
+    angles = pos[:, :, None] * inv_freq[None, None, :]  # [B, S, half]
+    sin = jnp.sin(angles)[:, :, None, :]
     cos = jnp.cos(angles)[:, :, None, :]
-    sin = (jnp.sin(angles) * sign[None, None, :])[:, :, None, :]
     x32 = x.astype(jnp.float32)
-    swapped = jnp.flip(x32.reshape(*x.shape[:-1], 2, half), axis=-2).reshape(x.shape)
-    return (x32 * cos + swapped * sin).astype(x.dtype)
+    x1, x2 = x32[..., :half], x32[..., half:]
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
 
 
 class Attention(nnx.Module):

@@ -186,16 +186,3 @@ def test_logits_from_equals_the_sliced_full_output(policy):
     np.testing.assert_allclose(np.asarray(tail), np.asarray(full[:, 4:]), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="logits_from"):
         apply(graphdef, params, tokens, positions, logits_from=7)
-
-
-def test_rope_equals_the_slice_and_concatenate_formula():
-    from cliffjax.models.transformer import rope
-
-    x = jax.random.normal(jax.random.key(3), (2, 5, 3, 8), jnp.float32)
-    positions = jnp.asarray([[-1, 0, 1, 2, 3], [0, 4, 9, 16, 25]], jnp.int32)
-    inv = 10000.0 ** (-jnp.arange(4, dtype=jnp.float32) / 4)
-    ang = jnp.maximum(positions, 0).astype(jnp.float32)[:, :, None] * inv[None, None, :]
-    cos, sin = jnp.cos(ang)[:, :, None, :], jnp.sin(ang)[:, :, None, :]
-    x1, x2 = x[..., :4], x[..., 4:]
-    expected = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    np.testing.assert_allclose(np.asarray(rope(x, positions, 10000.0)), expected, atol=1e-6)
