@@ -48,6 +48,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cliffjax.distributed.mesh import MeshConfig
 from cliffjax.models.build import HFModelConfig
+from cliffjax.models.lora import LoRAConfig
 from cliffjax.models.transformer import TransformerConfig
 from cliffjax.objectives import get_objective, list_objectives
 from cliffjax.objectives.kl import KL_USAGE
@@ -98,7 +99,16 @@ def schema_of(
     ``cls.__post_init__`` (run by :func:`build_config`); the schema checks keys and types.
     """
     hints = typing.get_type_hints(cls)
-    fields: list[tuple[str, Any, Any]] = [(n, t, dataclasses.field(default=v)) for n, t, v in extra]
+    fields: list[tuple[str, Any, Any]] = [
+        (
+            n,
+            t,
+            dataclasses.field(default_factory=t)
+            if dataclasses.is_dataclass(t)
+            else dataclasses.field(default=v),
+        )
+        for n, t, v in extra
+    ]
     for f in dataclasses.fields(cls):
         if f.name in exclude:
             continue
@@ -134,7 +144,11 @@ def experiment_schema() -> type:
         TransformerConfig,
         TransformerConfig(vocab_size=1),
         exclude=MODEL_DERIVED,
-        extra=(("name", str, "transformer"), ("path", typing.Optional[str], None)),  # noqa: UP045
+        extra=(
+            ("name", str, "transformer"),
+            ("path", typing.Optional[str], None),  # noqa: UP045
+            ("lora", schema_of(LoRAConfig), None),  # model=hf only (model.lora.rank > 0)
+        ),
     )
     trainer = schema_of(TrainerConfig)
     mesh = schema_of(MeshConfig)
@@ -291,10 +305,18 @@ def build_config(cfg: DictConfig | dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(msg if msg.startswith("task.") else f"task: {msg}") from e
     model_raw = dict(raw["model"])
     model_name, model_path = model_raw.pop("name", "transformer"), model_raw.pop("path", None)
+    lora_raw = dict(model_raw.pop("lora", None) or {})
     if model_name == "hf":
         fields = {"path": model_path, "dtype": model_raw.get("dtype", "float32")}
         fields["param_dtype"] = model_raw.get("param_dtype")
+        fields["lora"] = lora_raw
         model = to_dataclass(HFModelConfig, fields, "model")
+    elif lora_raw.get("rank"):
+        raise ConfigError(
+            "model.lora.rank: LoRA adapters are implemented for model=hf (Llama / Qwen "
+            "checkpoints); the built-in transformer trains all of its parameters (use "
+            "model.lora.rank=0)"
+        )
     elif model_name == "transformer":
         model = to_dataclass(TransformerConfig, model_raw, "model", vocab_size=vocab)
     else:
@@ -376,6 +398,11 @@ def _check_consistency(exp: ExperimentConfig) -> None:
     need = task.prompt_len + task.max_new_tokens
     if isinstance(exp.model, HFModelConfig):
         _check_hf_checkpoint(exp.model, task, exp.task.name, need)
+    if exp.trainer.export_hf and not isinstance(exp.model, HFModelConfig):
+        raise ConfigError(
+            "trainer.export_hf: exports a Hugging Face checkpoint, which needs model=hf (the "
+            "built-in transformer has no Hugging Face architecture)"
+        )
     if isinstance(exp.model, TransformerConfig) and exp.model.max_seq_len < need:
         raise ConfigError(
             f"model.max_seq_len: must be >= prompt_len + max_new_tokens = {need} for task "

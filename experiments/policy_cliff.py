@@ -24,6 +24,10 @@ One job = one objective, task, model and regularization setting. It
    metric of every run) and ``summary.json`` (job facts, timings) in its Hydra job
    directory, for ``cliffjax.experiments.report``.
 
+Text tasks (``task=jsonl``, any model, e.g. ``model=hf``; ``sweep=text``) have no enumerable
+answer set: their jobs (``cliffjax.experiments.policy_cliff_text``) measure distances between
+the distributions of sampled final answers instead, with bootstrap intervals and a noise floor.
+
 Settings that change shapes or objectives (algo, model, task, steps, entropy/KL coefficients,
 which are compile-time constants here) are separate jobs of a Hydra multirun; see
 docs/sweeps.md.
@@ -69,6 +73,7 @@ from cliffjax.experiments.cliff_config import (
     register_cliff_configs,
 )
 from cliffjax.experiments.config import ConfigError, make_task
+from cliffjax.models.lora import fold_adapters
 from cliffjax.models.policy import make_policy
 from cliffjax.objectives import get_objective
 from cliffjax.tasks.base import sampling_config
@@ -130,6 +135,45 @@ def _overrides() -> str:
         return ""
 
 
+def warm_start(
+    exp: Any,
+    graphdef: Any,
+    params: PyTree,
+    task: Any,
+    key: Array,
+    warm_start_dir: str | Path | None,
+) -> tuple[PyTree, float, bool]:
+    """The supervised warm start of a job: ``(params, final SFT loss, whether it was cached)``.
+
+    ``warm_start_dir``: where the jobs of a multirun share it (an orbax tree keyed by a hash
+    of seed, model, task and SFT settings); ``None`` = always train it.
+    """
+    cache = None
+    if warm_start_dir is not None:
+        ident = repr((exp.seed, exp.model, exp.task, exp.trainer.sft))
+        cache = Path(warm_start_dir) / hashlib.sha256(ident.encode()).hexdigest()[:16]
+    cached = cache is not None and tree_exists(cache)
+    like = {"params": params, "loss": jnp.zeros((), jnp.float32)}
+    if cached:
+        saved = restore_tree(cache, like)
+    else:
+        sft = exp.trainer.sft
+        train_sft = jax.jit(make_sft_train(graphdef, task, sft))
+        warm, metrics = train_sft(params, key)
+        loss = metrics["loss"][-1] if sft.steps else jnp.float32(jnp.nan)
+        saved = {"params": warm, "loss": jnp.asarray(loss, jnp.float32)}
+        if cache is not None:
+            save_tree(cache, saved)
+    params = saved["params"]
+    lora = getattr(exp.model, "lora", None)
+    if lora is not None and lora.enabled and exp.trainer.sft.steps:
+        # As in the main job: the warm start's adapters move into the base and restart at
+        # B = 0, so the runs' KL reference (adapters off) is the warm-started policy.
+        params = jax.jit(fold_adapters, static_argnums=1)(params, lora.scale)
+    jax.block_until_ready(params)
+    return params, float(saved["loss"]), cached
+
+
 class Setup:
     """Everything a job computes before training (shared by sweep and replay modes).
 
@@ -149,24 +193,9 @@ class Setup:
         )
         t0 = time.perf_counter()
         self.graphdef, params = make_policy(exp.model, k_model)
-        cache = None
-        if warm_start_dir is not None:
-            ident = repr((exp.seed, exp.model, exp.task, exp.trainer.sft))
-            cache = Path(warm_start_dir) / hashlib.sha256(ident.encode()).hexdigest()[:16]
-        self.warm_start_cached = cache is not None and tree_exists(cache)
-        like = {"params": params, "loss": jnp.zeros((), jnp.float32)}
-        if self.warm_start_cached:
-            saved = restore_tree(cache, like)
-        else:
-            sft = exp.trainer.sft
-            train_sft = jax.jit(make_sft_train(self.graphdef, base, sft))
-            warm, metrics = train_sft(params, k_sft)
-            loss = metrics["loss"][-1] if sft.steps else jnp.float32(jnp.nan)
-            saved = {"params": warm, "loss": jnp.asarray(loss, jnp.float32)}
-            if cache is not None:
-                save_tree(cache, saved)
-        self.init_params, self.sft_loss = saved["params"], float(saved["loss"])
-        jax.block_until_ready(self.init_params)
+        self.init_params, self.sft_loss, self.warm_start_cached = warm_start(
+            exp, self.graphdef, params, base, k_sft, warm_start_dir
+        )
         self.sft_s = time.perf_counter() - t0
         self.max_digits = sw.max_digits or base.answer_digits
         self.tp, self.tm = base.train_prompt_set(k_prompts, sw.n_train_prompts)
@@ -525,15 +554,16 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def start_job(cfg: DictConfig) -> tuple[CliffJobConfig, Path]:
+def start_job(cfg: DictConfig, text_ok: bool = True) -> tuple[CliffJobConfig, Path]:
     """What every job app does first: quiet library logs, validate the config (exit 2 with
-    one message if it is invalid), find the job directory, and in a multirun share compiled
-    programs between the jobs through JAX's persistent cache (evaluation, and training when
-    only data such as δ differs, compile identically)."""
+    one message if it is invalid; ``text_ok=False`` refuses text tasks), find the job
+    directory, and in a multirun share compiled programs between the jobs through JAX's
+    persistent cache (evaluation, and training when only data such as δ differs, compile
+    identically)."""
     for name in ("absl", "jax", "orbax"):  # Hydra's job logging is INFO; keep the log clean
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        job = build_cliff_config(cfg)
+        job = build_cliff_config(cfg, text_ok=text_ok)
     except ConfigError as e:
         print(f"invalid config: {e}", file=sys.stderr)
         sys.exit(2)
@@ -550,6 +580,11 @@ register_cliff_configs()
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.policy_cliff``)."""
     job, out_dir = start_job(cfg)
+    if job.text:
+        from cliffjax.experiments import policy_cliff_text
+
+        policy_cliff_text.main_text(job, out_dir, _warm_start_dir(), _overrides())
+        return
     result = run_replay(job, out_dir) if job.sweep.mode == "replay" else run_sweep(job, out_dir)
     s = result["summary"]
     print(format_rows(result["rows"]))

@@ -11,6 +11,12 @@ Every job of ``cliffjax.experiments.policy_cliff`` writes, in its Hydra job dire
   (``tv_exact``, ``kl_exact``, ``tv_sampled``, ``kl_sampled``), rewards and sensitivities;
 * ``summary.json``: job-level facts (seed noise floor, wall and compile times, overrides).
 
+Text jobs (``task=jsonl``, ``cliffjax.experiments.policy_cliff_text``) write ``samples.json``
+instead: the report pairs every run with the ε = 0 run of the same seed — in the same job or
+in another one (one job per ε or seed) — and writes the sampled-answer distances with
+bootstrap intervals and the noise floor (``sampled_results.csv`` and a section of
+``report.md``).
+
 This module walks the directory, joins both into ``results.csv`` (one row per run, job facts
 prefixed ``job_``), aggregates over seeds and writes ``table.md``, ``distance_vs_eps.png``,
 ``sensitivity_vs_entropy.png`` and ``report.md`` next to them (default: the multirun
@@ -513,11 +519,144 @@ def _jobs_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+SAMPLED_INTRO: Final = """These are **sampled-answer distances**, not sequence-level ones. For every run and
+for the ε = 0 run of the same seed, `{n}` completions (temperature 1) per held-out prompt were
+sampled from the final policy and reduced to their extracted final answer (extractor
+`{extractor}`; an unparsable completion is the one outcome "none") and to a length bin.
+"TV answers" is ½ Σ_a |p̂_ε(a|x) − p̂_0(a|x)| between those empirical distributions, averaged
+over held-out prompts; "TV length bins" the same on completion-length bins. Brackets: 95%
+percentile bootstrap intervals over prompts.
+
+Read it with two caveats (docs/sweeps.md, "Sampled-answer distances"): a distance on a
+coarsening of the text is a **lower bound** of the sequence-level TV (policies with equal
+answer distributions may still differ in their reasoning traces), and the empirical TV is
+**biased upward** by finite n. The "noise floor" is the same statistic between two
+independent sample sets of the ε = 0 policy, so a run moved only if its TV clears the floor:
+"excess over floor" is the paired per-prompt difference. The floor depends on the policy's
+own spread, so the excess can be negative (a sharper policy has a lower floor) and is only a
+rough guide; "‖Δ‖₂² answers" is the unbiased estimate of Σ_a (p_ε(a|x) − p_0(a|x))², whose
+mean is exactly 0 when the answer distributions agree — its interval excluding 0 is the
+evidence of a move (and TV ≥ ½‖Δ‖₂). The row at ε = 0 compares the two sample sets of the
+ε = 0 policy: it is the floor, and its ‖Δ‖₂² should cover 0."""
+
+
+def sampled_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (objective, perturbation, ε): means over seeds of the sampled-answer metrics with
+    Student-t half-widths over seeds (:func:`mean_ci`)."""
+    metrics = (
+        "tv_answer",
+        "floor_answer",
+        "excess_answer",
+        "l2sq_answer",
+        "tv_length",
+        "d_correct",
+    )
+    return summarize(rows, metrics, ("objective", "perturbation", "eps"))
+
+
+def format_sampled_summary(summary: Sequence[dict[str, Any]]) -> str:
+    """Markdown: the per-ε means over seeds of :func:`sampled_summary`."""
+    lines = [
+        "| objective | perturbation | ε | seeds | TV answers | noise floor | excess | ‖Δ‖₂² "
+        "answers | TV length bins | Δ accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in summary:
+        cells = [
+            _fmt(c[m], c[f"{m}_ci"])
+            for m in (
+                "tv_answer",
+                "floor_answer",
+                "excess_answer",
+                "l2sq_answer",
+                "tv_length",
+                "d_correct",
+            )
+        ]
+        lines.append(
+            f"| {c['objective']} | {c['perturbation']} | {c['eps']:g} | {c['n']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _sampled_jobs_table(root: Path) -> str:
+    lines = [
+        "| job | overrides | runs | mode | wall s | warm start s | train s | sampling s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in sorted(root.rglob(SUMMARY_FILE)):
+        s = json.loads(f.read_text())
+        if s.get("mode") != "text":
+            continue
+        job = str(f.parent.relative_to(root)) or "."
+        t = [_as_float(s.get(k)) for k in ("wall_s", "sft_s", "train_s", "eval_s")]
+        lines.append(
+            f"| {job} | `{s.get('overrides', '')}` | {s.get('n_runs')} | {s.get('runs')} | "
+            + " | ".join(f"{x:.1f}" for x in t)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def sampled_section(root: Path, out_dir: Path) -> tuple[str, str] | None:
+    """For the text jobs below ``root`` (``samples.json``): pair every run with the ε = 0 run
+    of its seed (across jobs), write ``sampled_results.csv``; return ``(table, section)`` in
+    markdown, or ``None`` when there are no text jobs."""
+    from cliffjax.experiments.policy_cliff_text import (
+        format_sampled_rows,
+        load_sample_sets,
+        sampled_rows,
+    )
+
+    sets = load_sample_sets(root)
+    if not sets:
+        return None
+    rows = sampled_rows(sets)
+    write_csv(rows, out_dir / "sampled_results.csv")
+    table = format_sampled_rows(rows)
+    n = sorted({r["n_samples"] for r in rows}) if rows else []
+    extractor = sorted({r.get("extractor", "") for r in rows})
+    unpaired = sum(1 for s in sets if s["set"] == "a") - len(rows)
+    intro = SAMPLED_INTRO.format(n=", ".join(map(str, n)), extractor=", ".join(extractor))
+    section = f"""## Sampled-answer distances (text tasks)
+
+{intro}
+
+Per-ε means over seeds (± 95% Student-t half-width over seeds):
+
+{format_sampled_summary(sampled_summary(rows))}
+
+Per run (job × seed × ε){f"; {unpaired} run(s) without an ε = 0 run of their seed are left out" if unpaired else ""}:
+
+{table}
+
+Full per-run data: `sampled_results.csv`.
+
+### Jobs
+
+{_sampled_jobs_table(root)}
+"""
+    return table, section
+
+
 def write_report(root: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``results.csv``, ``table.md``, the two PNGs and ``report.md``; return the report path."""
+    """Write ``results.csv``, ``table.md``, the two PNGs and ``report.md``; return the report path.
+
+    Text jobs (``samples.json``) get the sampled-answer section (:func:`sampled_section`); a
+    directory of text jobs only gets that section alone (``table.md`` = its per-run table).
+    """
     root = Path(root)
     out_dir = Path(out) if out is not None else root
     out_dir.mkdir(parents=True, exist_ok=True)
+    sampled = sampled_section(root, out_dir)
+    if sampled is not None and not _job_files(root):
+        table, section = sampled
+        (out_dir / "table.md").write_text(table + "\n")
+        path = out_dir / "report.md"
+        path.write_text(f"# Policy-cliff sweep: {root.name}\n\nSource: `{root}`.\n\n{section}")
+        return path
     rows = load_rows(root)
     write_csv(rows, out_dir / "results.csv")
     summary = summarize(rows)
@@ -599,6 +738,8 @@ Cells: mean ± 95% half-width over seeds.
 
 Full per-run data: `results.csv`.
 """
+    if sampled is not None:
+        report += "\n" + sampled[1]
     path = out_dir / "report.md"
     path.write_text(report)
     return path

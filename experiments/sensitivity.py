@@ -242,7 +242,7 @@ register_cliff_configs()
 @hydra_app("sensitivity")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point (``python -m cliffjax.experiments.sensitivity``)."""
-    job, out_dir = start_job(cfg)
+    job, out_dir = start_job(cfg, text_ok=False)
     result = run_sensitivity(job, out_dir)
     s = result["summary"]
     rows = result["rows"]

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 import time
 from typing import Any
@@ -48,6 +49,8 @@ from cliffjax.experiments.config import (
     register_configs,
 )
 from cliffjax.models.build import build_policy
+from cliffjax.models.llama import export_hf
+from cliffjax.models.lora import count_trainable, fold_adapters, has_adapters
 from cliffjax.models.policy import param_count
 from cliffjax.objectives import get_objective
 from cliffjax.tasks.evaluate import completion_table, evaluate_sampled
@@ -65,6 +68,14 @@ from cliffjax.training.sft import make_sft_step_fn, sft_optimizer
 from cliffjax.training.signals import Interrupted, StopRequest
 from cliffjax.training.state import commit_to_device, init_state
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+)
 PHASE_ORDER = {"init": 0, "sft": 1, "rl": 2, "preference": 2}
 SFT_WATCH = ("loss", "grad_norm")
 MAIN_WATCH = ("loss", "grad_norm", "loss_first", "loss_last")
@@ -77,7 +88,8 @@ class RunResult:
     Attributes:
       summary: the summary dict.
       params: final policy parameters.
-      reference: the frozen reference (warm-start) parameters.
+      reference: the frozen reference (warm-start) parameters; ``None`` with LoRA adapters
+        (the reference is ``params`` with the adapters off).
     """
 
     summary: dict[str, Any]
@@ -88,6 +100,9 @@ class RunResult:
 def _copy(tree: Any) -> Any:
     # Fresh buffers: the main phase donates its state, which must not free the reference.
     return jax.tree.map(jnp.copy, tree)
+
+
+_fold = jax.jit(fold_adapters, static_argnums=1)
 
 
 def _keys(seed: int) -> dict[str, jax.Array]:
@@ -180,15 +195,20 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
     program = None if is_pref else RLProgram(graphdef, task, spec, exp.algo.config, main_cfg)
     main_tx = preference_optimizer(main_cfg) if is_pref else program.optimizer()
 
+    # With LoRA adapters no reference copy is kept or checkpointed: the reference is the base
+    # weights inside the state, read with the adapters off (cliffjax.models.lora).
+    lora = has_adapters(params0)
+    ref_template = None if lora else params0
+
     def sft_template() -> Any:
         return init_state(_copy(params0), sft_optimizer(sft), keys["sft_state"], layout=layout)
 
     def template(meta: dict[str, Any]) -> tuple[Any, Any]:
         """State and reference templates of a checkpoint (its phase fixes the optimizer)."""
         if meta.get("phase") == "sft":
-            return sft_template(), params0
+            return sft_template(), ref_template
         if meta.get("phase") == main_name:
-            return init_state(params0, main_tx, keys["main_state"], layout=layout), params0
+            return init_state(params0, main_tx, keys["main_state"], layout=layout), ref_template
         raise RunDirError(
             f"resume of {run_dir} refused: its latest checkpoint is from phase "
             f"{meta.get('phase')!r}, this config runs {main_name!r}"
@@ -228,6 +248,7 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
         if not meta:
             info["eval_accuracy_init"] = to_host(evaluate(params0))["eval_accuracy"]
             info["n_params"] = param_count(params0)
+            info["n_trainable"] = count_trainable(params0)
             writer.write("init", 0, {"eval_accuracy": info["eval_accuracy_init"]})
 
         # --- supervised warm start ------------------------------------------------------------
@@ -250,7 +271,7 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
             state, sft_eval = run_phase(
                 phase,
                 state,
-                params0,
+                ref_template,
                 start,
                 cfg=cfg,
                 checkpointer=ckpt,
@@ -265,7 +286,14 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
                 sft_eval = to_host(evaluate(warm))
             info["eval_accuracy_before"] = sft_eval["eval_accuracy"]
             main_start = 0
-            reference = _copy(warm)
+            if lora:
+                # The adapters learnt in the warm start move into the base weights and start
+                # again from B = 0, so "adapters off" (the RL reference) is the warm policy.
+                if sft.steps:
+                    warm = _fold(warm, exp.model.lora.scale)
+                reference = None
+            else:
+                reference = _copy(warm)
             main_state = init_state(warm, main_tx, keys["main_state"], layout=layout)
         else:  # resumed inside the main phase
             main_state, reference = restored
@@ -326,6 +354,8 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
     if not is_main_process():
         return RunResult({}, main_state.params, reference)
     summary = _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt.directory)
+    if cfg.export_hf:
+        summary["hf_export"] = export_policy(exp, graphdef, main_state.params, run_dir)
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)
     _plot(
@@ -336,6 +366,19 @@ def run(exp: ExperimentConfig, run_dir: str, stop: StopRequest | None = None) ->
         info.get("eval_accuracy_before"),
     )
     return RunResult(summary, main_state.params, reference)
+
+
+def export_policy(exp: ExperimentConfig, graphdef: Any, params: Any, run_dir: str) -> str:
+    """Write ``params`` to ``<run_dir>/hf_export`` as a Hugging Face checkpoint (LoRA adapters
+    merged, float32) with the source checkpoint's tokenizer and generation files; returns the
+    directory (``transformers.AutoModelForCausalLM.from_pretrained`` and vLLM read it)."""
+    out = os.path.join(run_dir, "hf_export")
+    export_hf(graphdef, params, out, dtype="float32")
+    for name in TOKENIZER_FILES:
+        src = os.path.join(exp.model.path, name)
+        if os.path.isfile(src):
+            shutil.copy(src, os.path.join(out, name))
+    return os.path.abspath(out)
 
 
 def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dict[str, Any]:
@@ -351,6 +394,7 @@ def _summary(exp, run_dir, info, last_eval, timings, main_name, ckpt_dir) -> dic
         "task": exp.task.name,
         "seed": exp.seed,
         "n_params": info.get("n_params"),
+        "n_trainable": info.get("n_trainable"),
         "eval_accuracy_init": info.get("eval_accuracy_init"),
         "eval_accuracy_before": info.get("eval_accuracy_before"),
         "eval_accuracy_after": last_eval.get("eval_accuracy"),

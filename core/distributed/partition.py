@@ -83,6 +83,22 @@ TRANSFORMER_RULES: tuple[Rule, ...] = (
     Rule(r"(^|/)(up|gate|w1|w3|wi|up_proj|gate_proj|fc1|c_fc|gate_up)/bias$", ("tensor",)),
     Rule(r"(^|/)(down|w2|down_proj|fc2|mlp_out)/kernel$", ROW),
     Rule(r"(^|/)(lm_head|unembed|head|output)/kernel$", COLUMN),
+    # LoRA factors (cliffjax.models.lora): B [r, d_out] of a column-parallel projection splits
+    # its outputs like the kernel; A [d_in, r] of a row-parallel one splits its inputs (the
+    # product x·A is then a partial sum, reduced like the kernel's). Everything else about an
+    # adapter is small: replicated, never FSDP-split.
+    Rule(
+        r"(^|/)(q|k|v|qkv|wq|wk|wv|wqkv|query|key|value|q_proj|k_proj|v_proj|c_attn|up|gate|w1|"
+        r"w3|wi|up_proj|gate_proj|fc1|c_fc|gate_up)/lora_b$",
+        COLUMN,
+        fsdp=False,
+    ),
+    Rule(
+        r"(^|/)(o|out|wo|o_proj|out_proj|c_proj|attn_out|down|w2|down_proj|fc2|mlp_out)/lora_a$",
+        ROW,
+        fsdp=False,
+    ),
+    Rule(r"/lora_(a|b)$", (), fsdp=False),
     # Token embedding [V, d]: vocabulary parallel.
     Rule(
         r"(^|/)(embed|embedding|tok_embed|token_embed|wte|embed_tokens)[^/]*/(embedding|weight)$",

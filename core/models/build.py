@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 
+from cliffjax.models.lora import LoRAConfig
 from cliffjax.models.policy import Policy, make_policy
 from cliffjax.models.transformer import TransformerConfig
 
@@ -28,11 +29,15 @@ class HFModelConfig:
       path: checkpoint directory with ``config.json`` and ``*.safetensors``.
       dtype: compute dtype ("float32", "bfloat16", "float16"); logits are float32.
       param_dtype: parameter storage dtype; None means ``dtype``.
+      lora: LoRA adapters (``cliffjax.models.lora.LoRAConfig``; ``rank`` 0 = none, the whole
+        model trains). With adapters only the adapters train and the KL reference is the
+        checkpoint itself (adapters off).
     """
 
     path: str
     dtype: str = "float32"
     param_dtype: str | None = None
+    lora: LoRAConfig = dataclasses.field(default_factory=LoRAConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
@@ -69,7 +74,11 @@ def build_policy(model_cfg: Any, key: jax.Array | int = 0, layout: Any = None) -
                 "first; see docs/real_models.md)"
             )
         return load_hf(
-            model_cfg.path, dtype=model_cfg.dtype, param_dtype=model_cfg.param_dtype, layout=layout
+            model_cfg.path,
+            dtype=model_cfg.dtype,
+            param_dtype=model_cfg.param_dtype,
+            layout=layout,
+            lora=model_cfg.lora if model_cfg.lora.enabled else None,
         )
     raise TypeError(
         f"model config must be TransformerConfig or HFModelConfig, got {type(model_cfg).__name__}"

@@ -2,7 +2,8 @@
 
 A checkpoint holds three items: ``state`` (the :class:`~cliffjax.training.state.TrainState`: params,
 optimizer state, step, PRNG key), ``reference`` (the frozen reference parameters, or the
-params again when a phase has none, so every checkpoint has the same layout) and ``meta`` (JSON:
+params again when a phase has none, so every checkpoint has the same layout; absent with LoRA
+adapters, whose reference is the base weights inside ``state``) and ``meta`` (JSON:
 the phase, its step and anything the driver needs to continue, e.g. the eval accuracy before
 RL). Data is generated from keys folded with the step, so the step *is* the data-iterator
 position and resuming replays exactly the same batches.
@@ -103,14 +104,10 @@ class Checkpointer:
         """Write checkpoint ``number`` (overwrites nothing: an existing number is skipped)."""
         if number in self._manager.all_steps():
             return
-        self._manager.save(
-            number,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                reference=ocp.args.StandardSave(reference),
-                meta=ocp.args.JsonSave(meta),
-            ),
-        )
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        if reference is not None:  # None: no stored reference (LoRA: the base, adapters off)
+            items["reference"] = ocp.args.StandardSave(reference)
+        self._manager.save(number, args=ocp.args.Composite(**items))
         self._manager.wait_until_finished()
         if jax.process_index() == 0:
             step_dir = self.path(number)
@@ -228,19 +225,21 @@ class Checkpointer:
         self, number: int, like_state: TrainState, like_reference: PyTree
     ) -> tuple[TrainState, PyTree, dict[str, Any]]:
         """Restore checkpoint ``number`` into the structure (and shardings) of the templates."""
-        ref_target = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-            like_reference,
-        )
-        out = self._manager.restore(
-            number,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state(like_state)),
-                reference=ocp.args.StandardRestore(ref_target),
-                meta=ocp.args.JsonRestore(),
-            ),
-        )
-        return out["state"], out["reference"], dict(out["meta"])
+        items = {
+            "state": ocp.args.StandardRestore(abstract_state(like_state)),
+            "meta": ocp.args.JsonRestore(),
+        }
+        if like_reference is not None:
+            ref_target = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(
+                    x.shape, x.dtype, sharding=getattr(x, "sharding", None)
+                ),
+                like_reference,
+            )
+            items["reference"] = ocp.args.StandardRestore(ref_target)
+        out = self._manager.restore(number, args=ocp.args.Composite(**items))
+        reference = out["reference"] if like_reference is not None else None
+        return out["state"], reference, dict(out["meta"])
 
     def close(self) -> None:
         """Flush and release the manager."""

@@ -312,6 +312,9 @@ class TrainerConfig:
       nan_at_step: test hook: poison the advantages with NaN at this RL step (-1 = off).
       eval: sampled held-out evaluation (pass@k, mean@n) at every evaluation.
       logging: logging backends (TensorBoard, W&B) and completion tables.
+      export_hf: at the end, write the final policy as a Hugging Face checkpoint
+        (``model.safetensors`` + ``config.json``, LoRA adapters merged; plus the checkpoint's
+        tokenizer files) to ``<run_dir>/hf_export`` (``model=hf`` only).
     """
 
     sft: SFTConfig = SFTConfig()
@@ -327,6 +330,7 @@ class TrainerConfig:
     nan_at_step: int = -1
     eval: EvalConfig = EvalConfig()
     logging: LoggingConfig = LoggingConfig()
+    export_hf: bool = False
 
     def __post_init__(self) -> None:
         _check(self.eval_every >= 0, "eval_every", ">= 0", self.eval_every)

@@ -31,13 +31,14 @@ import jax.numpy as jnp
 import optax
 
 from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.models.lora import adapters_off, has_adapters, trainable_value_and_grad
 from cliffjax.objectives import PreferenceBatch
 from cliffjax.objectives.registry import ObjectiveSpec
 from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
 from cliffjax.tasks.base import sampling_config
 from cliffjax.training.config import OptimConfig, PreferenceConfig
 from cliffjax.training.metrics import to_host
-from cliffjax.training.state import TrainState, make_optimizer
+from cliffjax.training.state import TrainState, make_optimizer, optimizer_step
 
 Array = jax.Array
 PyTree = Any
@@ -77,6 +78,15 @@ def preference_sampling_config(task: Any, cfg: PreferenceConfig) -> SamplingConf
     return sampling_config(task, temperature=cfg.temperature, group_size=cfg.group_size)
 
 
+def _reference_or_base(reference: PyTree | None, params: PyTree) -> PyTree:
+    """The reference; ``None`` with LoRA adapters means the base model (adapters off)."""
+    if reference is None and has_adapters(params):
+        return adapters_off(params)
+    if reference is None:
+        raise ValueError("preference optimization needs the reference parameters")
+    return reference
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "cfg"))
 def _self_pairs(
     params: PyTree,
@@ -102,7 +112,13 @@ def _self_pairs(
     m_w = mask[rows + best] * valid[:, None]
     m_l = mask[rows + worst] * valid[:, None]
     batch = _with_reference(
-        graphdef, reference, prompts, comp[rows + best], comp[rows + worst], m_w, m_l
+        graphdef,
+        _reference_or_base(reference, params),
+        prompts,
+        comp[rows + best],
+        comp[rows + worst],
+        m_w,
+        m_l,
     )
     lengths = jnp.sum(mask, axis=1)
     metrics = {
@@ -144,7 +160,6 @@ def _dataset_pairs(
     task: Any,
     cfg: PreferenceConfig,
 ) -> tuple[Pairs, dict[str, Array]]:
-    del params
     p, n = cfg.prompts_per_step, task.max_new_tokens
     prompts, meta = task.train_prompts(key, p)
     wrong = task.carry_free_answer(meta["a"], meta["b"])
@@ -153,7 +168,7 @@ def _dataset_pairs(
     valid = (wrong != meta["answer"]).astype(jnp.float32)[:, None]
     batch = _with_reference(
         graphdef,
-        reference,
+        _reference_or_base(reference, params),
         prompts,
         chosen,
         rejected,
@@ -223,9 +238,8 @@ def _preference_update(
         aux["entropy"] = jnp.sum(jax.lax.stop_gradient(ent[:p]) * m) / jnp.maximum(jnp.sum(m), 1)
         return loss_sum / denom, aux
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    (loss, aux), grads = trainable_value_and_grad(loss_fn, state.params, has_aux=True)
+    params, opt_state = optimizer_step(tx, state.params, state.opt_state, grads)
     metrics = {**aux, "loss": loss, "grad_norm": optax.tree.norm(grads)}
     return TrainState(params, opt_state, state.step + 1, state.key), metrics
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from cliffjax.distributed.layout import Layout
+from cliffjax.models.lora import has_adapters, trainable
 from cliffjax.training.metrics import to_host
 from cliffjax.training.program import RLProgram
 from cliffjax.training.rollout import (
@@ -137,10 +138,10 @@ def make_rl_train(
         shift: Any = None,
         replays: RolloutRecord | None = None,
     ):
-        if program.needs_reference and reference is None:
-            reference = params
+        if program.needs_reference and reference is None and not has_adapters(params):
+            reference = params  # (with LoRA the rollout uses params with adapters off)
         data_key, state_key = jax.random.split(key)
-        state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), state_key)
+        state = TrainState(params, tx.init(trainable(params)), jnp.zeros((), jnp.int32), state_key)
 
         def body(state, inp):
             i, replay = inp

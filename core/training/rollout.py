@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.models.lora import adapters_off, has_adapters
 from cliffjax.objectives import compute_advantages, kl_divergence
 from cliffjax.objectives.advantages import std_safe
 from cliffjax.objectives.shaping import soft_overlong_penalty
@@ -165,7 +166,8 @@ def rollout_phase(
     Args:
       params: the rollout (current) policy parameters.
       key: this step's PRNG key (prompts, sampling, dynamic-sampling order).
-      reference: reference parameters for the KL term (``None`` when not needed).
+      reference: reference parameters for the KL term (``None`` when not needed; with LoRA
+        adapters in ``params``, ``None`` means the base model: ``params`` with adapters off).
       shift: a ``cliffjax.analysis.RewardShift`` (``r' = r + ε·δ``) or ``None``.
       replay: a recorded step to train on instead of sampling, or ``None``.
       program: the static settings.
@@ -196,6 +198,8 @@ def rollout_phase(
         metrics[name] = adv_aux[name]
     logp_ref = None
     if program.needs_reference or score_reference:
+        if reference is None and has_adapters(params):
+            reference = adapters_off(params)  # LoRA: the base model, no second copy
         if reference is None:
             raise ValueError("the objective has a KL term: pass the reference parameters")
         logp_ref = score(

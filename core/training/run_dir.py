@@ -41,6 +41,7 @@ FREE_FIELDS: tuple[str, ...] = (
     "trainer.eval_every",
     "trainer.checkpoint.every",
     "trainer.checkpoint.keep",
+    "trainer.export_hf",
 )
 # Entries Hydra itself puts into its output directory before the job starts.
 _HYDRA_OWN = (".hydra",)

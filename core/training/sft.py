@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import optax
 
 from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.models.lora import trainable, trainable_value_and_grad
 from cliffjax.models.policy import apply
 from cliffjax.training.config import OptimConfig, SFTConfig
 from cliffjax.training.metrics import to_host
-from cliffjax.training.state import TrainState, make_optimizer
+from cliffjax.training.state import TrainState, make_optimizer, optimizer_step
 
 Array = jax.Array
 
@@ -78,9 +79,8 @@ def sft_update(
         n = jnp.maximum(n, 1.0)
         return nll / n, correct / n
 
-    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    (loss, acc), grads = trainable_value_and_grad(loss_fn, state.params, has_aux=True)
+    params, opt_state = optimizer_step(tx, state.params, state.opt_state, grads)
     metrics = {"loss": loss, "token_acc": acc, "grad_norm": optax.tree.norm(grads)}
     return state._replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
 
@@ -165,7 +165,7 @@ def make_sft_train(
     def train(params: Any, data_key: Array):
         if cfg.steps == 0:
             return params, {}
-        state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32), data_key)
+        state = TrainState(params, tx.init(trainable(params)), jnp.zeros((), jnp.int32), data_key)
 
         def body(state, i):
             tokens, loss_mask = task.sft_batch(jax.random.fold_in(data_key, i), cfg.batch_size)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from cliffjax.distributed.layout import Layout
+from cliffjax.models.lora import trainable, with_trainable
 from cliffjax.training.config import OptimConfig
 
 Array = jax.Array
@@ -24,7 +25,8 @@ class TrainState(NamedTuple):
 
     Attributes:
       params: the policy parameters (a pytree of arrays).
-      opt_state: the optax state of ``make_optimizer(...)``.
+      opt_state: the optax state of ``make_optimizer(...)`` over ``trainable(params)`` (all
+        parameters, or only the LoRA adapters when there are any: ``cliffjax.models.lora``).
       step: ``int32[]`` optimizer steps taken in the current phase.
       key: PRNG key consumed by the loop (split once per step).
     """
@@ -78,6 +80,18 @@ def make_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransfor
     return optax.chain(*parts)
 
 
+def optimizer_step(
+    tx: optax.GradientTransformation, params: PyTree, opt_state: PyTree, grads: PyTree
+) -> tuple[PyTree, PyTree]:
+    """One optimizer update of ``trainable(params)`` by ``grads`` (shaped like it); returns
+    ``(new params, new opt_state)``. Without adapters this is ``tx.update`` +
+    ``optax.apply_updates`` on the whole tree; with LoRA adapters the base weights are
+    returned untouched."""
+    train = trainable(params)
+    updates, opt_state = tx.update(grads, opt_state, train)
+    return with_trainable(params, optax.apply_updates(train, updates)), opt_state
+
+
 def init_state(
     params: PyTree, tx: optax.GradientTransformation, key: Array, layout: Layout | None = None
 ) -> TrainState:
@@ -90,10 +104,13 @@ def init_state(
         # On a mesh: the optimizer state is built sharded like the parameters (a plain
         # jax.jit(tx.init) would replicate it) and every leaf, step and key included, is
         # committed to the mesh, so the first step compiles only once.
-        opt_state = layout.init_opt_state(tx, params)
+        opt_state = layout.init_opt_state(tx, trainable(params))
         return layout.place(TrainState(params, opt_state, jnp.zeros((), jnp.int32), key))
     state = TrainState(
-        params=params, opt_state=jax.jit(tx.init)(params), step=jnp.zeros((), jnp.int32), key=key
+        params=params,
+        opt_state=jax.jit(tx.init)(trainable(params)),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
     )
     sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
     if isinstance(sharding, jax.sharding.SingleDeviceSharding):

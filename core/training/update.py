@@ -13,6 +13,9 @@ coefficient is set), ``H_t`` the policy's token entropy and ``c_H = rl.entropy_c
 denominators depend on the masks only, so they are computed once for the whole minibatch and
 ``micro_batches > 1`` chunks add their gradients without any rescaling: the accumulated
 gradient equals the whole-minibatch gradient (up to float summation order).
+
+With LoRA adapters in the parameters (``cliffjax.models.lora``) the gradient, the optimizer
+and the update cover the adapters only; the base weights pass through unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import jax.numpy as jnp
 import optax
 
 from cliffjax.distributed.layout import Layout, sharded_partial
+from cliffjax.models.lora import trainable, trainable_value_and_grad
 from cliffjax.objectives import PolicyBatch
 from cliffjax.sampling import score_with_entropy
 from cliffjax.tasks.base import prompt_mask_of
 from cliffjax.training.program import RLProgram
 from cliffjax.training.rollout import Rollout
-from cliffjax.training.state import TrainState
+from cliffjax.training.state import TrainState, optimizer_step
 
 Array = jax.Array
 PyTree = Any
@@ -69,7 +73,7 @@ def _minibatch_grads(params: PyTree, mbatch: Rollout, program: RLProgram):
                 value = value - c_h * ent_sum / n_tok
             return value, (loss_sum, jax.lax.stop_gradient(ent_sum), aux)
 
-        (_, (loss_sum, ent_sum, aux)), grads = jax.value_and_grad(total, has_aux=True)(prm)
+        (_, (loss_sum, ent_sum, aux)), grads = trainable_value_and_grad(total, prm, has_aux=True)
         return grads, loss_sum, ent_sum, aux
 
     n_micro = rl.micro_batches
@@ -84,7 +88,7 @@ def _minibatch_grads(params: PyTree, mbatch: Rollout, program: RLProgram):
             g, s, e, aux = micro_terms(params, micro)
             return (jax.tree.map(jnp.add, g_acc, g), s_acc + s, e_acc + e), aux
 
-        zeros = jax.tree.map(jnp.zeros_like, params)
+        zeros = jax.tree.map(jnp.zeros_like, trainable(params))
         init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
         (grads, loss_sum, ent_sum), auxs = jax.lax.scan(body, init, chunks)
         aux = jax.tree.map(jnp.mean, auxs)
@@ -114,8 +118,7 @@ def update_phase(
         params, opt_state = carry
         mbatch = jax.tree.map(lambda x: x[idx], batch)
         grads, loss, entropy, aux = _minibatch_grads(params, mbatch, program)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        params, opt_state = optimizer_step(tx, params, opt_state, grads)
         metrics = dict(aux)
         metrics["loss"] = loss
         metrics["entropy"] = entropy

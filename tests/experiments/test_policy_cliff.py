@@ -69,6 +69,10 @@ def test_every_sweep_option_composes_and_validates(sweep):
     overrides = [f"sweep={sweep}"]
     if sweep == "reweight":
         overrides.append("task=multi_reward")
+    if sweep == "text":  # text perturbations on a digit task (composed with task=jsonl elsewhere)
+        with pytest.raises(ConfigError, match=r"sweep\.perturbation must be one of"):
+            build_cliff_config(_compose(overrides))
+        return
     job = build_cliff_config(_compose(overrides))
     assert 0.0 in job.sweep.eps and job.sweep.n_seeds >= 1
 
@@ -97,8 +101,10 @@ def test_every_launcher_composes(launcher):
     assert "_target_" in cfg.hydra.launcher
     if launcher == "parallel":
         assert cfg.hydra.launcher.n_jobs == 2
-    if launcher == "slurm":
+    if launcher in ("slurm", "slurm_gpu"):
         assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    if launcher == "slurm_gpu":
+        assert cfg.hydra.launcher.gpus_per_node == 1
 
 
 @pytest.mark.parametrize(

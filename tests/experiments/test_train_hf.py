@@ -23,9 +23,12 @@ from cliffjax.experiments.config import ConfigError, build_config, make_task, re
 from cliffjax.experiments.train import run
 from cliffjax.models.build import build_policy
 from cliffjax.models.llama import export_hf
+from cliffjax.models.lora import count_trainable, fold_adapters
 from cliffjax.models.policy import apply
 from cliffjax.training.checkpoint import Checkpointer
 from cliffjax.training.metrics import read_metrics
+from cliffjax.training.sft import sft_optimizer
+from cliffjax.training.state import init_state
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -176,3 +179,91 @@ def test_unreadable_or_short_checkpoint_fails_at_config_load(tmp_path):
     short = _checkpoint(str(tmp_path / "short"), vocab=20, max_positions=8)
     with pytest.raises(ConfigError, match=r"max_position_embeddings=8 must be >= "):
         _config("model=hf", f"model.path={short}", *RUN)
+
+
+@pytest.fixture(scope="module")
+def lora_run(ckpt20, tmp_path_factory):
+    exp = _config(
+        "model=hf",
+        f"model.path={ckpt20}",
+        "model.lora.rank=4",
+        "model.lora.alpha=8",
+        "trainer.export_hf=true",
+        *RUN,
+    )
+    run_dir = str(tmp_path_factory.mktemp("hf_lora_run"))
+    return exp, run_dir, run(exp, run_dir)
+
+
+def test_lora_trains_only_adapters_against_the_warm_policy(ckpt20, lora_run):
+    exp, run_dir, result = lora_run
+    assert result.reference is None  # no copy: the reference is the base with adapters off
+    s = result.summary
+    assert s["n_trainable"] == count_trainable(result.params) < s["n_params"] / 4
+    recs = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    sft = [r for r in recs if r["phase"] == "sft"]
+    rl = [r for r in recs if r["phase"] == "rl"]
+    assert sft[-1]["loss"] < sft[0]["loss"]
+    assert all("kl_ref" in r and np.isfinite(r["loss"]) for r in rl)
+    # RL moved the adapters and left the base alone: the base is the warm start (its adapters
+    # folded in), so "adapters off" - the KL reference - is the warm-started policy.
+    start = build_policy(exp.model).params
+    ckpt = Checkpointer(os.path.join(run_dir, "checkpoints"), keep=10)
+    like = init_state(start, sft_optimizer(exp.trainer.sft), jax.random.key(0))
+    warm, ref, meta = ckpt.restore(SFT_STEPS, like, None)
+    ckpt.close()
+    assert meta["phase"] == "sft" and ref is None
+    folded = fold_adapters(warm.params, exp.model.lora.scale)
+    flat = lambda t: dict(jax.tree_util.tree_flatten_with_path(t)[0])
+    got, want, init = flat(result.params), flat(folded), flat(start)
+    n_base_moved = 0
+    for path, x in got.items():
+        name = jax.tree_util.keystr(path)
+        if "lora_" in name:
+            assert not np.array_equal(np.asarray(x), np.asarray(want[path])), name
+            continue
+        np.testing.assert_allclose(np.asarray(x), np.asarray(want[path]), atol=1e-6, err_msg=name)
+        n_base_moved += not np.array_equal(np.asarray(x), np.asarray(init[path]))
+    assert n_base_moved > 0  # the warm start's adapters went into the adapted kernels
+
+
+def test_lora_resume_from_the_warm_start_is_bitwise_identical(lora_run, tmp_path):
+    exp, run_dir, result = lora_run
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(run_dir, resumed)
+    shutil.rmtree(os.path.join(resumed, "hf_export"))
+    ckpt_dir = os.path.join(resumed, "checkpoints")
+    for name in os.listdir(ckpt_dir):
+        if name.isdigit() and int(name) > SFT_STEPS + 1:
+            shutil.rmtree(os.path.join(ckpt_dir, name))
+    again = run(
+        dataclasses.replace(exp, trainer=dataclasses.replace(exp.trainer, resume=True)), resumed
+    )
+    for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(again.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_lora_run_exports_the_merged_policy(lora_run):
+    exp, run_dir, result = lora_run
+    out = result.summary["hf_export"]
+    assert out == os.path.abspath(os.path.join(run_dir, "hf_export"))
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    graphdef = build_policy(exp.model).graphdef
+    prompts, _ = make_task(exp.task).eval_set()
+    tokens = jnp.asarray(prompts[:8])
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+    ours, _ = jax.jit(apply, static_argnums=0)(graphdef, result.params, tokens, positions)
+    with torch.no_grad():
+        theirs = reloaded(torch.tensor(np.asarray(tokens), dtype=torch.long)).logits.numpy()
+    np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
+
+
+def test_lora_and_export_options_are_checked_at_config_load(ckpt20):
+    with pytest.raises(ConfigError, match=r"model\.lora\.rank: LoRA adapters are implemented for"):
+        _config("model=tiny", "model.lora.rank=4", *RUN)
+    with pytest.raises(ConfigError, match=r"model\.lora\.targets: unknown projections \['qkv'\]"):
+        _config("model=hf", f"model.path={ckpt20}", "model.lora.rank=4", "model.lora.targets=[qkv]")
+    with pytest.raises(ConfigError, match=r"model\.lora\.rank must be an int >= 0"):
+        _config("model=hf", f"model.path={ckpt20}", "model.lora.rank=-2")
+    with pytest.raises(ConfigError, match=r"trainer\.export_hf: .*needs model=hf"):
+        _config("trainer.export_hf=true", *RUN)

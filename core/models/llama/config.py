@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cliffjax.models.lora import LoRAConfig
+
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -74,6 +76,8 @@ class LlamaConfig:
       bos_token_id, eos_token_id: kept for export (``eos_token_id`` may be a tuple).
       dtype: compute dtype; logits are always float32.
       param_dtype: storage dtype of the parameters.
+      lora: LoRA adapters on the projections (``cliffjax.models.lora.LoRAConfig``; rank 0 =
+        none). Not part of the Hugging Face config: export merges them into the kernels.
     """
 
     model_type: str
@@ -96,6 +100,7 @@ class LlamaConfig:
     eos_token_id: int | tuple[int, ...] | None = None
     dtype: str = "float32"
     param_dtype: str = "float32"
+    lora: LoRAConfig = dataclasses.field(default_factory=LoRAConfig)
 
     def __post_init__(self) -> None:
         if self.model_type not in SUPPORTED_MODEL_TYPES:
@@ -223,7 +228,10 @@ def _rope_fields(hf: dict[str, Any]) -> tuple[float, Llama3RopeScaling | None]:
 
 
 def from_hf_config(
-    hf: dict[str, Any], dtype: str = "float32", param_dtype: str | None = None
+    hf: dict[str, Any],
+    dtype: str = "float32",
+    param_dtype: str | None = None,
+    lora: LoRAConfig | None = None,
 ) -> LlamaConfig:
     """Build a ``LlamaConfig`` from a parsed Hugging Face ``config.json``.
 
@@ -231,6 +239,7 @@ def from_hf_config(
       hf: the ``config.json`` dict.
       dtype: compute dtype ("float32", "bfloat16", "float16").
       param_dtype: parameter storage dtype (default: ``dtype``).
+      lora: adapters to add (default none).
     Raises:
       ValueError naming the field when the checkpoint uses something this model lacks.
     """
@@ -280,4 +289,5 @@ def from_hf_config(
         eos_token_id=tuple(eos) if isinstance(eos, list) else eos,
         dtype=dtype,
         param_dtype=param_dtype or dtype,
+        lora=lora or LoRAConfig(),
     )

@@ -175,18 +175,52 @@ class RMSNorm(nnx.Module):
 
 
 class Linear(nnx.Module):
-    """``y = x · kernel (+ bias)``; ``kernel [d_in, d_out]`` (the transpose of torch's weight)."""
+    """``y = x · kernel (+ bias)``; ``kernel [d_in, d_out]`` (the transpose of torch's weight).
 
-    def __init__(self, d_in: int, d_out: int, bias: bool, param_dtype, axes: tuple, dtype) -> None:
+    With ``lora_rank = r > 0`` it also holds LoRA factors ``lora_a [d_in, r]`` and
+    ``lora_b [r, d_out]`` (float32) and computes ``y = x·kernel + s·(x·lora_a)·lora_b (+ bias)``
+    with ``s = lora_scale`` (``cliffjax.models.lora``).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        bias: bool,
+        param_dtype,
+        axes: tuple,
+        dtype,
+        lora_rank: int = 0,
+        lora_scale: float = 0.0,
+    ) -> None:
         self.dtype = dtype
         self.kernel = _param((d_in, d_out), param_dtype, axes)
         self.bias = _param((d_out,), param_dtype, (axes[1],)) if bias else None
+        self.lora_scale = float(lora_scale)
+        if lora_rank:
+            self.lora_a = _param((d_in, lora_rank), jnp.float32, (axes[0], None))
+            self.lora_b = _param((lora_rank, d_out), jnp.float32, (None, axes[1]))
+        else:
+            self.lora_a = self.lora_b = None
 
     def __call__(self, x: Array) -> Array:
-        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        x = x.astype(self.dtype)
+        y = jnp.einsum("...i,io->...o", x, self.kernel[...].astype(self.dtype))
+        if self.lora_a is not None:
+            xa = jnp.einsum("...i,ir->...r", x, self.lora_a[...].astype(self.dtype))
+            lo = jnp.einsum("...r,ro->...o", xa, self.lora_b[...].astype(self.dtype))
+            y = y + (self.lora_scale * lo).astype(y.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
         return y
+
+
+def _lora_args(cfg: LlamaConfig, name: str) -> dict[str, float | int]:
+    """``Linear`` keyword arguments of projection ``name``: its adapter rank and scale."""
+    lora = cfg.lora
+    if not lora.enabled or name not in lora.targets:
+        return {}
+    return {"lora_rank": lora.rank, "lora_scale": lora.scale}
 
 
 class Attention(nnx.Module):
@@ -202,10 +236,18 @@ class Attention(nnx.Module):
         pdt, dt = jnp.dtype(cfg.param_dtype), jnp.dtype(cfg.dtype)
         self.n_heads, self.n_kv, self.head_dim, self.dtype = h, hkv, dh, dt
         self.inv_freq = tuple(float(f) for f in rope_inv_freq(cfg))
-        self.q_proj = Linear(d, h * dh, cfg.qkv_bias, pdt, ("embed", "heads"), dt)
-        self.k_proj = Linear(d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt)
-        self.v_proj = Linear(d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt)
-        self.o_proj = Linear(h * dh, d, cfg.o_bias, pdt, ("heads", "embed"), dt)
+        self.q_proj = Linear(
+            d, h * dh, cfg.qkv_bias, pdt, ("embed", "heads"), dt, **_lora_args(cfg, "q_proj")
+        )
+        self.k_proj = Linear(
+            d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt, **_lora_args(cfg, "k_proj")
+        )
+        self.v_proj = Linear(
+            d, hkv * dh, cfg.qkv_bias, pdt, ("embed", "kv_heads"), dt, **_lora_args(cfg, "v_proj")
+        )
+        self.o_proj = Linear(
+            h * dh, d, cfg.o_bias, pdt, ("heads", "embed"), dt, **_lora_args(cfg, "o_proj")
+        )
         if cfg.qk_norm:
             self.q_norm = RMSNorm(dh, cfg.rms_norm_eps, pdt, "head_dim")
             self.k_norm = RMSNorm(dh, cfg.rms_norm_eps, pdt, "head_dim")
@@ -281,9 +323,13 @@ class MLP(nnx.Module):
     def __init__(self, cfg: LlamaConfig) -> None:
         d, f = cfg.hidden_size, cfg.intermediate_size
         pdt, dt = jnp.dtype(cfg.param_dtype), jnp.dtype(cfg.dtype)
-        self.gate_proj = Linear(d, f, False, pdt, ("embed", "mlp"), dt)
-        self.up_proj = Linear(d, f, False, pdt, ("embed", "mlp"), dt)
-        self.down_proj = Linear(f, d, False, pdt, ("mlp", "embed"), dt)
+        self.gate_proj = Linear(
+            d, f, False, pdt, ("embed", "mlp"), dt, **_lora_args(cfg, "gate_proj")
+        )
+        self.up_proj = Linear(d, f, False, pdt, ("embed", "mlp"), dt, **_lora_args(cfg, "up_proj"))
+        self.down_proj = Linear(
+            f, d, False, pdt, ("mlp", "embed"), dt, **_lora_args(cfg, "down_proj")
+        )
 
     def __call__(self, x: Array) -> Array:
         rows = _rows(x)

@@ -40,6 +40,7 @@ from safetensors.numpy import save_file
 from cliffjax.distributed.partition import path_str, spec_for
 from cliffjax.models.llama.config import LlamaConfig, from_hf_config
 from cliffjax.models.llama.modeling import LlamaModel
+from cliffjax.models.lora import ADAPTER_LEAVES, LoRAConfig, merged_params
 from cliffjax.models.policy import Policy
 
 _TRANSPOSED = re.compile(r"(_proj/kernel|lm_head/kernel)$")
@@ -121,6 +122,7 @@ def load_hf(
     dtype: str = "float32",
     param_dtype: str | None = None,
     layout: Any = None,
+    lora: LoRAConfig | None = None,
 ) -> Policy:
     """Load a Llama / Qwen2 / Qwen3 checkpoint directory as a ``Policy``.
 
@@ -131,15 +133,18 @@ def load_hf(
       layout: a ``cliffjax.distributed.Layout`` (or anything with ``.mesh`` and
         ``.rule_set``): each tensor goes straight to its sharding on that mesh. None: the
         default device.
+      lora: LoRA adapters to add (``cliffjax.models.lora``): ``lora_a`` of each targeted
+        projection is drawn uniform in ``±1/√d_in`` from ``lora.seed`` and ``lora_b`` is zero,
+        so the loaded model computes exactly the checkpoint's function.
     Raises:
       ValueError naming the tensor for a missing tensor, an unexpected tensor, or a shape
       mismatch (with both shapes); and for unsupported config fields (``from_hf_config``).
     """
-    cfg = from_hf_config(read_config(path), dtype=dtype, param_dtype=param_dtype)
+    cfg = from_hf_config(read_config(path), dtype=dtype, param_dtype=param_dtype, lora=lora)
     graphdef, abstract = abstract_model(cfg)
     files = tensor_files(path)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
-    wanted = {hf_name(path_str(p)): path_str(p) for p, _ in leaves}
+    wanted = {hf_name(path_str(p)): path_str(p) for p, _ in leaves if not _is_adapter(p)}
     ignorable = {"lm_head.weight"} if cfg.tie_word_embeddings else set()
     unexpected = sorted(
         n for n in files if n not in wanted and n not in ignorable and "rotary_emb" not in n
@@ -149,10 +154,12 @@ def load_hf(
     missing = sorted(n for n in wanted if n not in files)
     if missing:
         raise ValueError(f"checkpoint {path!r} is missing tensors: {missing}")
-    mesh_shape = None if layout is None else dict(layout.mesh.shape)
     values = []
-    for p, leaf in leaves:
+    for i, (p, leaf) in enumerate(leaves):
         pstr = path_str(p)
+        if _is_adapter(p):  # not in the checkpoint: a fresh adapter
+            values.append(_place(_init_adapter(pstr, leaf.shape, cfg.lora.seed, i), pstr, layout))
+            continue
         name = hf_name(pstr)
         array = read_tensor(files[name], name)
         if _TRANSPOSED.search(pstr):
@@ -162,19 +169,38 @@ def load_hf(
                 f"tensor {name!r} has shape {tuple(array.shape)} in the checkpoint but the "
                 f"config expects {tuple(leaf.shape)} (parameter {pstr})"
             )
-        array = np.ascontiguousarray(array.astype(leaf.dtype))
-        if layout is None:
-            values.append(jax.device_put(array))
-        else:
-            spec = spec_for(pstr, array.shape, mesh_shape, layout.rule_set).spec
-            values.append(jax.device_put(array, jax.sharding.NamedSharding(layout.mesh, spec)))
+        values.append(_place(np.ascontiguousarray(array.astype(leaf.dtype)), pstr, layout))
         del array
     params = jax.tree_util.tree_unflatten(treedef, values)
     return Policy(graphdef, params)
 
 
+def _place(array: np.ndarray, pstr: str, layout: Any) -> jax.Array:
+    """``array`` on the default device, or on its sharding of ``layout``'s mesh."""
+    if layout is None:
+        return jax.device_put(array)
+    spec = spec_for(pstr, array.shape, dict(layout.mesh.shape), layout.rule_set).spec
+    return jax.device_put(array, jax.sharding.NamedSharding(layout.mesh, spec))
+
+
+def _is_adapter(path: Any) -> bool:
+    return path_str(path).rsplit("/", 1)[-1] in ADAPTER_LEAVES
+
+
+def _init_adapter(pstr: str, shape: tuple[int, ...], seed: int, index: int) -> np.ndarray:
+    """``lora_a``: uniform in ``±1/√d_in`` (PEFT's default); ``lora_b``: zeros."""
+    if pstr.endswith("lora_b"):
+        return np.zeros(shape, np.float32)
+    bound = 1.0 / np.sqrt(shape[0])
+    key = jax.random.fold_in(jax.random.key(seed), index)
+    return np.asarray(jax.random.uniform(key, shape, jnp.float32, -bound, bound))
+
+
 def export_hf(graphdef: Any, params: Any, out_dir: str, dtype: str | None = None) -> dict[str, Any]:
     """Write ``model.safetensors`` and ``config.json`` that ``transformers`` loads back.
+
+    LoRA adapters are merged first (``W + s·A B``, ``cliffjax.models.lora.merged_params``), so
+    the written checkpoint computes what the adapted policy computes.
 
     Args:
       graphdef, params: a (possibly trained or sharded) ``LlamaModel`` policy.
@@ -185,6 +211,7 @@ def export_hf(graphdef: Any, params: Any, out_dir: str, dtype: str | None = None
     """
     model = nnx.merge(graphdef, params)
     cfg: LlamaConfig = model.config
+    params = merged_params(params, cfg.lora.scale)
     os.makedirs(out_dir, exist_ok=True)
     tensors: dict[str, np.ndarray] = {}
     for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:

@@ -160,6 +160,25 @@ _SHARDED_SCRIPT = textwrap.dedent(
     b = np.asarray(f(single.graphdef, single.params, tokens, pos)[0])
     print("max_diff", float(np.abs(a - b).max()))
     assert np.abs(a - b).max() <= 1e-5
+    # LoRA adapters on the mesh: B of a column-parallel projection splits like its kernel,
+    # A of a row-parallel one splits its inputs; the adapted logits equal one device's.
+    from cliffjax.models.lora import LoRAConfig, trainable, with_trainable
+    lora = LoRAConfig(rank=4, alpha=8.0)
+    ls, l1 = load_hf(path, layout=layout, lora=lora), load_hf(path, lora=lora)
+    attn = ls.params["layers"][0]["attn"]
+    P = jax.sharding.PartitionSpec
+    assert attn["q_proj"]["lora_b"][...].sharding.spec == P(None, "tensor")
+    assert attn["o_proj"]["lora_a"][...].sharding.spec == P("tensor")
+    def rand(params):
+        leaves, tdef = jax.tree.flatten(trainable(params))
+        keys = jax.random.split(jax.random.key(1), len(leaves))
+        new = [0.2 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)]
+        new = [jax.device_put(n, x.sharding) for n, x in zip(new, leaves)]
+        return with_trainable(params, jax.tree.unflatten(tdef, new))
+    a = np.asarray(f(ls.graphdef, rand(ls.params), tokens, pos)[0])
+    b = np.asarray(f(l1.graphdef, rand(l1.params), tokens, pos)[0])
+    print("lora_max_diff", float(np.abs(a - b).max()))
+    assert np.abs(a - b).max() <= 1e-5
     """
 )
 
@@ -174,4 +193,4 @@ def test_sharded_load_on_8_devices_matches_one_device(hf_checkpoints):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "max_diff" in proc.stdout
+    assert "max_diff" in proc.stdout and "lora_max_diff" in proc.stdout
