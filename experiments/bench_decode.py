@@ -1,21 +1,28 @@
 """Decode cost vs number of new tokens: ``cliffjax.sampling.sample`` vs Hugging Face ``generate``.
 
     python -m cliffjax.experiments.bench_decode [--quick] [--out decode.json]
+    # the ~120M Qwen2 shape alone, batch 16, one timed run per figure
+    python -m cliffjax.experiments.bench_decode --models qwen2 --qwen-size 120m --reps 1
 
 Two models, both random-initialised:
 
 * ``char``: the project transformer at the default width (d=128, 2 layers, 4 heads, vocabulary
   20), against a ``LlamaForCausalLM`` of the same sizes;
-* ``qwen2``: a ~22M-parameter Qwen2-architecture model (hidden 384, 6 layers, 6 query / 2 KV
-  heads, vocabulary 16000) built with transformers and loaded with
-  ``cliffjax.models.llama.load_hf``, against the same transformers model.
+* ``qwen2``: a Qwen2-architecture model built with transformers and loaded with
+  ``cliffjax.models.llama.load_hf``, against the same transformers model. ``--qwen-size 20m``
+  (the default) is ~22M parameters (hidden 384, 6 layers, 6 query / 2 KV heads, vocabulary
+  16000); ``--qwen-size 120m`` is the shape ``bench_update_hf`` calls ``120m`` (hidden 768,
+  12 layers, 12 query / 2 KV heads, vocabulary 32000, tied embeddings: 97.7M parameters),
+  so the decode and update tables describe the same model.
 
 For each model, mode (greedy; sampling at temperature 1 without filters) and new-token count
 N, the JAX sampler (compiled ahead of time; compile reported separately) and ``generate``
 (KV cache, exactly N tokens, no EOS) run on the same prompts; each figure is the median of
 ``reps`` timed runs after one warm-up run. The stop id is one the models never emit, so every
 row decodes all N tokens. The table reports ms per run, ms per new token, the speed-up over
-``generate`` and the log-log slope of run time against N (1 = linear in new tokens).
+``generate`` and the log-log slope of run time against N (1 = linear in new tokens), and the
+load average (``os.getloadavg``) before and after the run: on a shared machine the figures
+mean little without it.
 
 Standalone on purpose (it imports only ``cliffjax.models`` and ``cliffjax.sampling``), so the
 same script times an older checkout of the library. ``cliffjax.experiments.bench`` runs it as
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +45,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# Qwen2-architecture shapes: name -> (hidden, intermediate, layers, heads, KV heads, vocab,
+# tied embeddings, initializer range). "120m" is bench_update_hf's "120m" model; "20m" keeps
+# the untied, wider-initialised model this benchmark has always timed.
+QWEN_SIZES: dict[str, tuple[int, int, int, int, int, int, bool, float]] = {
+    "20m": (384, 1024, 6, 6, 2, 16000, False, 0.1),
+    "120m": (768, 2048, 12, 12, 2, 32000, True, 0.02),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +69,7 @@ class DecodeSettings:
       reps: timed runs per figure (after one warm-up run).
       hf: also time Hugging Face ``generate`` (needs torch and transformers, which also build
         the Qwen2-architecture model: without them only the d=128 model is timed).
+      qwen_size: the Qwen2-architecture shape, a key of ``QWEN_SIZES``.
     """
 
     char_batch: int = 32
@@ -63,6 +80,20 @@ class DecodeSettings:
     prompt_len: int = 6
     reps: int = 2
     hf: bool = True
+    qwen_size: str = "20m"
+
+    def __post_init__(self) -> None:
+        if self.qwen_size not in QWEN_SIZES:
+            raise ValueError(
+                f"DecodeSettings.qwen_size: expected one of {sorted(QWEN_SIZES)}, "
+                f"got {self.qwen_size!r}"
+            )
+        for name in ("char_batch", "qwen_batch", "prompt_len", "reps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DecodeSettings.{name}: expected >= 1, got {getattr(self, name)}")
+        bad = [m for m in self.modes if m not in ("greedy", "sample")]
+        if bad:
+            raise ValueError(f"DecodeSettings.modes: expected 'greedy'/'sample', got {bad[0]!r}")
 
 
 FULL = DecodeSettings()
@@ -145,30 +176,37 @@ def char_models(with_hf: bool) -> tuple[Any, Any, Any, int]:
     return graphdef, params, hf, vocab
 
 
-def qwen_models() -> tuple[Any, Any, Any, int]:
+def qwen_models(size: str = "20m") -> tuple[Any, Any, Any, int]:
     """``(graphdef, params, transformers model, vocab)``: one random Qwen2-architecture model
-    (~22M parameters) on both sides."""
+    of shape ``QWEN_SIZES[size]`` on both sides."""
     import torch
     import transformers
 
     from cliffjax.models.llama import load_hf
 
+    h, ff, layers, heads, kv, vocab, tied, init = QWEN_SIZES[size]
     torch.manual_seed(0)
     cfg = transformers.Qwen2Config(
-        hidden_size=384,
-        intermediate_size=1024,
-        num_hidden_layers=6,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        vocab_size=16000,
+        hidden_size=h,
+        intermediate_size=ff,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        vocab_size=vocab,
         max_position_embeddings=1024,
-        initializer_range=0.1,
+        initializer_range=init,
+        tie_word_embeddings=tied,
     )
     model = transformers.Qwen2ForCausalLM(cfg).eval()
     with tempfile.TemporaryDirectory() as d:
         model.save_pretrained(d)
         pol = load_hf(d)
     return pol.graphdef, pol.params, model, cfg.vocab_size
+
+
+def param_millions(params: Any) -> float:
+    """Parameter count of a pytree, in millions."""
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)) / 1e6
 
 
 def time_model(
@@ -226,13 +264,14 @@ def time_model(
             slopes[mode]["hf"] = loglog_slope(
                 [r["new_tokens"] for r in sel], [r["hf_s"] for r in sel]
             )
-    return {"rows": rows, "slopes": slopes}
+    return {"rows": rows, "slopes": slopes, "params_m": param_millions(params)}
 
 
-def table(results: dict[str, Any]) -> str:
-    """A plain-text table of every row and the slopes."""
+def table(results: dict[str, Any], load: dict[str, Sequence[float]] | None = None) -> str:
+    """A plain-text table of every row and the slopes (and the load averages, if given)."""
     lines = [
         "Decode: time vs new tokens N (prompt 6; median of timed runs after a warm-up)",
+        *[f"{name}: {res['params_m']:.1f}M parameters" for name, res in results.items()],
         f"{'model':<6} {'mode':<7} {'B':>3} {'N':>4} {'jax ms':>9} {'ms/tok':>7} "
         f"{'compile s':>9} {'HF ms':>9} {'jax/HF':>7}",
     ]
@@ -249,6 +288,11 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<6} {mode:<7} log-log slope of time vs N: jax {sl['jax']:.2f}{extra}"
             )
+    if load is not None:
+        fmt = " ".join
+        before = fmt(f"{v:.2f}" for v in load["before"])
+        after = fmt(f"{v:.2f}" for v in load["after"])
+        lines.append(f"load average (1/5/15 min): before {before}; after {after}")
     return "\n".join(lines)
 
 
@@ -261,13 +305,19 @@ def run(s: DecodeSettings, models: Sequence[str] = ("char", "qwen2")) -> tuple[d
         have_hf = True
     except ImportError:  # the Qwen2 model is built with transformers
         have_hf = False
-    results = {}
+    results: dict[str, Any] = {}
+    load_before = os.getloadavg()
     if "char" in models:
         hf = have_hf and s.hf
         results["char"] = time_model("char", char_models(hf), s.char_batch, s.char_tokens, s)
     if "qwen2" in models and have_hf:
-        results["qwen2"] = time_model("qwen2", qwen_models(), s.qwen_batch, s.qwen_tokens, s)
-    return results, table(results)
+        results["qwen2"] = time_model(
+            "qwen2", qwen_models(s.qwen_size), s.qwen_batch, s.qwen_tokens, s
+        )
+    load = {"before": list(load_before), "after": list(os.getloadavg())}
+    text = table(results, load)
+    results["load_average"] = load
+    return results, text
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -275,11 +325,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter points")
     parser.add_argument("--models", default="char,qwen2", help="comma-separated: char, qwen2")
     parser.add_argument("--no-hf", action="store_true", help="skip transformers generate")
+    parser.add_argument(
+        "--qwen-size", default="20m", choices=sorted(QWEN_SIZES), help="Qwen2 model shape"
+    )
+    parser.add_argument("--qwen-batch", type=int, default=None, help="prompts per run (Qwen2)")
+    parser.add_argument(
+        "--qwen-tokens", default=None, help="comma-separated new-token counts (Qwen2)"
+    )
+    parser.add_argument("--modes", default=None, help="comma-separated: greedy, sample")
+    parser.add_argument("--reps", type=int, default=None, help="timed runs per figure")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     s = QUICK if args.quick else FULL
+    over: dict[str, Any] = {"qwen_size": args.qwen_size}
     if args.no_hf:
-        s = dataclasses.replace(s, hf=False)
+        over["hf"] = False
+    if args.qwen_batch is not None:
+        over["qwen_batch"] = args.qwen_batch
+    if args.qwen_tokens is not None:
+        over["qwen_tokens"] = tuple(int(n) for n in args.qwen_tokens.split(",") if n)
+    if args.modes is not None:
+        over["modes"] = tuple(m for m in args.modes.split(",") if m)
+    if args.reps is not None:
+        over["reps"] = args.reps
+    try:
+        s = dataclasses.replace(s, **over)
+    except ValueError as e:
+        parser.error(str(e))
     results, text = run(s, tuple(args.models.split(",")))
     print(text)
     if args.out:

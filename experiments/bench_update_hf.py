@@ -34,11 +34,12 @@ from cliffjax.experiments.bench import (
     time_fn,
     torch_update_step,
 )
+from cliffjax.experiments.bench_decode import QWEN_SIZES
 
-# name -> (hidden, intermediate, layers, heads, kv heads, vocab)
+# name -> (hidden, intermediate, layers, heads, kv heads, vocab); the shapes bench_decode's
+# --qwen-size times (this step always ties the embeddings).
 SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
-    "20m": (384, 1024, 6, 6, 2, 16000),
-    "120m": (768, 2048, 12, 12, 2, 32000),
+    **{name: shape[:6] for name, shape in QWEN_SIZES.items()},
     "tiny": (32, 64, 1, 4, 2, 256),  # the smoke test's
 }
 

@@ -75,6 +75,7 @@ def apply(
     tokens: Array,
     positions: Array,
     cache: KVCache | None = None,
+    logits_from: int = 0,
 ) -> tuple[Array, KVCache | None]:
     """Next-token logits ``[B, S, V]`` (float32) and the updated cache.
 
@@ -84,9 +85,13 @@ def apply(
       positions: ``[B, S]`` int32 absolute positions.
       cache: ``None`` for a full causal forward pass; otherwise a ``KVCache`` (its ``index``
         says where the ``S`` new keys go; the returned cache has ``index + S``).
+      logits_from: static int; only positions ``logits_from ..`` get logits
+        (``[B, S - logits_from, V]``): scoring a completion skips the output head on the prompt.
     Pure and traceable: call it inside ``jax.jit`` / ``jax.grad``.
     """
     model = nnx.merge(graphdef, params)
+    if logits_from:
+        return model(tokens, positions, cache, logits_from=logits_from)
     return model(tokens, positions, cache)
 
 

@@ -390,6 +390,16 @@ class Embed(nnx.Module):
         return jnp.take(self.embedding[...], tokens, axis=0).astype(dtype)
 
 
+def _check_logits_from(logits_from: int, s: int, last_only: bool = False) -> None:
+    """``logits_from`` must be an int in ``[0, S)`` (and not combined with ``last_only``)."""
+    if not isinstance(logits_from, int) or isinstance(logits_from, bool):
+        raise ValueError(f"logits_from must be a static int, got {logits_from!r}")
+    if not 0 <= logits_from < s:
+        raise ValueError(f"logits_from must be in [0, S={s}), got {logits_from}")
+    if logits_from and last_only:
+        raise ValueError("logits_from and last_only cannot be combined")
+
+
 class Transformer(nnx.Module):
     """Decoder-only transformer; ``model(tokens, positions, cache) -> (logits, cache)``."""
 
@@ -431,8 +441,9 @@ class Transformer(nnx.Module):
         positions: Array,
         cache: KVCache | None = None,
         last_only: bool = False,
+        logits_from: int = 0,
     ) -> tuple[Array, KVCache | None]:
-        """Logits of the next token at every position.
+        """Logits of the next token at every position (from ``logits_from`` on).
 
         Args:
           tokens: ``[B, S]`` int32 token ids.
@@ -442,6 +453,9 @@ class Transformer(nnx.Module):
             whose ``index`` slots are filled: the new keys are written at
             ``[index, index + S)`` and attention covers the cached prefix.
           last_only: return logits for the last position only (``[B, 1, V]``); see ``prefill``.
+          logits_from: static; return logits for positions ``logits_from .. S-1`` only
+          (``[B, S - logits_from, V]``), the same values as ``logits[:, logits_from:]`` of the
+          full output, without the output head's work (and its gradient) on earlier positions.
         Returns:
           ``(logits [B, S, V] float32, new cache or None)``.
         """
@@ -449,6 +463,7 @@ class Transformer(nnx.Module):
             raise ValueError(
                 f"tokens and positions must both be [B, S]; got {tokens.shape} and {positions.shape}"
             )
+        _check_logits_from(logits_from, tokens.shape[1], last_only)
         dtype = jnp.dtype(self.config.dtype)
         h = self.embed(tokens, dtype)
         positions = positions.astype(jnp.int32)
@@ -467,7 +482,7 @@ class Transformer(nnx.Module):
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
-        h = self.final_norm(h)
+        h = self.final_norm(h[:, logits_from:] if logits_from else h)
         logits = jnp.einsum(
             "md,dv->mv",
             _rows(h),

@@ -38,9 +38,10 @@ def _completion_logits(
         completion_pos = lengths[:, None] + jnp.arange(n, dtype=jnp.int32)[None, :]
         positions = jnp.concatenate([prompt_pos, completion_pos], axis=1)
     # Only the forward pass over the first P + N - 1 tokens is needed: the last token is
-    # never a context for a scored token.
-    logits, _ = apply(graphdef, params, tokens[:, :-1], positions[:, :-1])
-    return logits[:, p - 1 :]  # [B, N, V]; row t predicts completion token t
+    # never a context for a scored token; and only the last N positions need the output head
+    # (the prompt's logits would be sliced away, their head matmul and its gradient wasted).
+    logits, _ = apply(graphdef, params, tokens[:, :-1], positions[:, :-1], logits_from=p - 1)
+    return logits  # [B, N, V]; row t predicts completion token t
 
 
 def score(

@@ -47,6 +47,7 @@ import numpy as np
 from flax import nnx
 
 from cliffjax.models.llama.config import LlamaConfig
+from cliffjax.models.transformer import _check_logits_from
 
 Array = jax.Array
 
@@ -112,17 +113,47 @@ def rope_inv_freq(cfg: LlamaConfig) -> np.ndarray:
     return inv.astype(np.float32)
 
 
+def rotate_half_rope(x: Array, positions: Array, inv_freq) -> Array:
+    """``x [B, S, H, Dh]`` rotated by angles ``max(pos, 0) · inv_freq [Dh/2]`` (rotate-half).
+
+    ``out = x · cos + swap(x) · (sign · sin)`` with ``swap(x) = [x2, x1]`` (the two halves
+    exchanged), ``sign = [-1, +1]`` per half and the angles repeated over both halves: the
+    same products and sums as ``[x1 cos - x2 sin, x2 cos + x1 sin]``, but built from a
+    reversal of a ``[2, Dh/2]`` axis instead of two slices and a concatenate, so XLA fuses it
+    into one elementwise pass forwards and one backwards (the slices' gradient was a pad
+    fusion of its own). Measured on the update step of a 20M Qwen2 model: 1.04x against
+    the slice form (one in-process A/B; on the d=128 built-in transformer, Dh=32, the same
+    form was slower, so that model keeps the slices; docs/benchmarks.md). Angles in float32;
+    result in ``x.dtype``.
+    """
+    dh = x.shape[-1]
+    half = dh // 2
+    pos = jnp.maximum(positions, 0).astype(jnp.float32)
+    freq = jnp.concatenate([inv_freq, inv_freq]).astype(jnp.float32)  # [Dh], constant
+    angles = pos[:, :, None] * freq[None, None, :]  # [B, S, Dh]
+    sign = jnp.concatenate([-jnp.ones((half,), jnp.float32), jnp.ones((half,), jnp.float32)])
+    cos = jnp.cos(angles)[:, :, None, :]
+    sin = (jnp.sin(angles) * sign[None, None, :])[:, :, None, :]
+    x32 = x.astype(jnp.float32)
+    swapped = jnp.flip(x32.reshape(*x.shape[:-1], 2, half), axis=-2).reshape(x.shape)
+    return (x32 * cos + swapped * sin).astype(x.dtype)
+
+
 def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
     """Rotate ``x [B, S, H, Dh]`` by angles ``max(pos, 0) · inv_freq`` (rotate-half layout)."""
-    pos = jnp.maximum(positions, 0).astype(jnp.float32)
-    angles = pos[:, :, None] * jnp.asarray(inv_freq)[None, None, :]  # [B, S, Dh/2]
-    cos = jnp.cos(angles)[:, :, None, :]
-    sin = jnp.sin(angles)[:, :, None, :]
-    half = x.shape[-1] // 2
-    x32 = x.astype(jnp.float32)
-    x1, x2 = x32[..., :half], x32[..., half:]
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.astype(x.dtype)
+    # One fused elementwise pass (no slices + concatenate; see rotate_half_rope).
+    return rotate_half_rope(x, positions, jnp.asarray(inv_freq))
+
+
+def _rows(x: Array) -> Array:
+    """``[B, S, d] -> [B·S, d]``: every projection is one row matmul (performance only).
+
+    XLA:CPU runs the weight gradient of a ``[B, S, d] × [d, F]`` product as a dot contracting
+    over both B and S, with layout copies around it; on merged rows it is one canonical
+    ``[d, B·S] × [B·S, F]`` dot (docs/benchmarks.md, "Speed work"). Same products, same
+    parameters; a batch sharding of the leading axis carries over to the merged axis.
+    """
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
 def _param(shape: tuple[int, ...], dtype, axes: tuple, value: float = 0.0) -> nnx.Param:
@@ -234,9 +265,10 @@ class Attention(nnx.Module):
         """``x [B, S, d]`` -> ``[B, S, d]``; ``key_pos [B, T]`` are the positions of the keys
         (the cache's ``pos`` after writing this chunk, or ``positions`` with no cache)."""
         b, s, _ = x.shape
-        q = self.q_proj(x).reshape(b, s, self.n_heads, self.head_dim)
-        k = self.k_proj(x).reshape(b, s, self.n_kv, self.head_dim)
-        v = self.v_proj(x).reshape(b, s, self.n_kv, self.head_dim)
+        rows = _rows(x)
+        q = self.q_proj(rows).reshape(b, s, self.n_heads, self.head_dim)
+        k = self.k_proj(rows).reshape(b, s, self.n_kv, self.head_dim)
+        v = self.v_proj(rows).reshape(b, s, self.n_kv, self.head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         inv_freq = np.asarray(self.inv_freq, np.float32)
@@ -254,7 +286,7 @@ class Attention(nnx.Module):
             scores = jnp.where(allowed[:, None, None], scores, neg)
             probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
             ctx = jnp.einsum("bngst,btnk->bsngk", probs, v)
-            return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), None
+            return self._out(ctx), None
         # The cache is laid out [B, H_kv, T, Dh]: each (row, kv head) is one contiguous
         # [T, Dh] matrix and a decode step is one small matmul per (row, kv head) against the
         # G query heads that share it, with no transposes of the cache.
@@ -276,7 +308,13 @@ class Attention(nnx.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         ctx = jnp.einsum("bngst,bntk->bngsk", probs, values.astype(self.dtype))
         ctx = jnp.transpose(ctx, (0, 3, 1, 2, 4))  # [B, S, H_kv, G, Dh]
-        return self.o_proj(ctx.reshape(b, s, self.n_heads * self.head_dim)), new_kv
+        return self._out(ctx), new_kv
+
+    def _out(self, ctx: Array) -> Array:
+        """``o_proj`` of ``ctx [B, S, H_kv, G, Dh]`` (or ``[B, S, H, Dh]``) -> ``[B, S, d]``."""
+        b, s = ctx.shape[:2]
+        y = self.o_proj(ctx.reshape(b * s, self.n_heads * self.head_dim))
+        return y.reshape(b, s, -1)
 
 
 class MLP(nnx.Module):
@@ -294,7 +332,9 @@ class MLP(nnx.Module):
         )
 
     def __call__(self, x: Array) -> Array:
-        return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+        rows = _rows(x)
+        y = self.down_proj(jax.nn.silu(self.gate_proj(rows)) * self.up_proj(rows))
+        return y.reshape(*x.shape[:-1], -1)
 
 
 class DecoderLayer(nnx.Module):
@@ -354,15 +394,22 @@ class LlamaModel(nnx.Module):
         return grow_llama_cache(cache, max_len)
 
     def __call__(
-        self, tokens: Array, positions: Array, cache: LlamaCache | None = None
+        self,
+        tokens: Array,
+        positions: Array,
+        cache: LlamaCache | None = None,
+        logits_from: int = 0,
     ) -> tuple[Array, LlamaCache | None]:
-        """Next-token logits.
+        """Next-token logits (at positions ``logits_from`` on).
 
         Args:
           tokens: ``[B, S]`` int32.
           positions: ``[B, S]`` int32; negative marks padding (never attended to).
           cache: None (plain causal pass) or a ``LlamaCache``: the chunk is written to slots
             ``[index, index + S)`` (keys, values and positions) and attends to the cache.
+          logits_from: static; logits for positions ``logits_from .. S-1`` only
+            (``[B, S - logits_from, V]``, the values of ``logits[:, logits_from:]``) without
+            the output head's work, and its gradient, on the earlier positions.
         Returns:
           ``(logits [B, S, V] float32, updated cache or None)``.
         """
@@ -370,6 +417,7 @@ class LlamaModel(nnx.Module):
             raise ValueError(
                 f"tokens and positions must both be [B, S]; got {tokens.shape} and {positions.shape}"
             )
+        _check_logits_from(logits_from, tokens.shape[1])
         cfg = self.config
         dtype = jnp.dtype(cfg.dtype)
         positions = positions.astype(jnp.int32)
@@ -388,11 +436,11 @@ class LlamaModel(nnx.Module):
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
-        h = self.norm(h)
+        h = self.norm(h[:, logits_from:] if logits_from else h)
         head = table.T if self.lm_head is None else self.lm_head.kernel[...]
         logits = jnp.einsum(
-            "bsd,dv->bsv", h, head.astype(dtype), preferred_element_type=jnp.float32
-        )
+            "md,dv->mv", _rows(h), head.astype(dtype), preferred_element_type=jnp.float32
+        ).reshape(*h.shape[:2], -1)
         if cache is None:
             return logits, None
         return logits, LlamaCache(tuple(new_k), tuple(new_v), key_pos, start + tokens.shape[1])

@@ -175,3 +175,14 @@ def test_base100m_builds_abstractly():
     abstract = nnx.state(nnx.eval_shape(build))
     assert param_count(abstract) == cfg.num_params()
     assert abstract["layers"][11]["mlp"]["gate_up"].shape == (768, 2, 2560)
+
+
+def test_logits_from_equals_the_sliced_full_output(policy):
+    _, (graphdef, params) = policy
+    tokens, positions = _tokens(2, 7)
+    full, _ = apply(graphdef, params, tokens, positions)
+    tail, _ = apply(graphdef, params, tokens, positions, logits_from=4)
+    assert tail.shape == (2, 3, V)
+    np.testing.assert_allclose(np.asarray(tail), np.asarray(full[:, 4:]), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="logits_from"):
+        apply(graphdef, params, tokens, positions, logits_from=7)

@@ -174,3 +174,38 @@ def test_sampler_on_left_padded_prompts_matches_rows_alone(name, policies):
             np.testing.assert_allclose(
                 np.asarray(out.logp[b]), np.asarray(alone.logp[0]), atol=1e-5, rtol=0
             )
+
+
+def test_logits_from_and_scoring_match_transformers(hf_checkpoints, policies):
+    """Scoring asks for the completion's logits only; they equal transformers' at those
+    positions (untied head; the tied head is the same code path)."""
+    name = "qwen2_bias_sharded"
+    _, model = hf_checkpoints[name]
+    pol = policies[name]
+    tokens = np.random.RandomState(2).randint(2, VOCAB, size=(2, 10)).astype(np.int32)
+    positions = np.broadcast_to(np.arange(10, dtype=np.int32), tokens.shape)
+    tail, _ = apply(pol.graphdef, pol.params, jnp.asarray(tokens), jnp.asarray(positions), None, 6)
+    assert tail.shape == (2, 4, VOCAB)
+    ref = _hf_logits(model, tokens)
+    np.testing.assert_allclose(np.asarray(tail), ref[:, 6:], atol=1e-4, rtol=0)
+    logp = score_jit(
+        pol.graphdef, pol.params, jnp.asarray(tokens[:, :4]), jnp.asarray(tokens[:, 4:])
+    )
+    ref_logq = ref[:, 3:-1] - np.log(np.sum(np.exp(ref[:, 3:-1]), axis=-1, keepdims=True))
+    ref_logp = np.take_along_axis(ref_logq, tokens[:, 4:, None], axis=-1)[..., 0]
+    np.testing.assert_allclose(np.asarray(logp), ref_logp, atol=1e-4, rtol=0)
+
+
+def test_rope_equals_the_slice_and_concatenate_formula():
+    from cliffjax.models.llama.modeling import rotate_half_rope
+    from cliffjax.models.transformer import rope  # the slice + concatenate form
+
+    x = jax.random.normal(jax.random.key(3), (2, 5, 3, 8), jnp.float32)
+    positions = jnp.asarray([[-1, 0, 1, 2, 3], [0, 4, 9, 16, 25]], jnp.int32)
+    inv = 10000.0 ** (-jnp.arange(4, dtype=jnp.float32) / 4)
+    np.testing.assert_allclose(
+        np.asarray(rotate_half_rope(x, positions, inv)),
+        np.asarray(rope(x, positions, 10000.0)),
+        atol=1e-6,
+        rtol=0,
+    )
