@@ -146,6 +146,14 @@ def adapters_off(params: PyTree) -> PyTree:
     return nnx.from_flat_state(flat)
 
 
+def reference_or_base(reference: PyTree | None, params: PyTree) -> PyTree | None:
+    """The KL reference a step should score with: ``reference`` when given, else (with
+    adapters in ``params``) the base model, ``adapters_off(params)``; ``None`` otherwise."""
+    if reference is None and has_adapters(params):
+        return adapters_off(params)
+    return reference
+
+
 def _folded(params: PyTree, scale: float, keep_adapters: bool) -> PyTree:
     flat = dict(nnx.to_flat_state(params))
     out = {}

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from cliffjax.distributed.layout import Layout, sharded_partial
-from cliffjax.models.lora import adapters_off, has_adapters, trainable_value_and_grad
+from cliffjax.models.lora import reference_or_base, trainable_value_and_grad
 from cliffjax.objectives import PreferenceBatch
 from cliffjax.objectives.registry import ObjectiveSpec
 from cliffjax.sampling import SamplingConfig, sample, score, score_with_entropy
@@ -80,8 +80,7 @@ def preference_sampling_config(task: Any, cfg: PreferenceConfig) -> SamplingConf
 
 def _reference_or_base(reference: PyTree | None, params: PyTree) -> PyTree:
     """The reference; ``None`` with LoRA adapters means the base model (adapters off)."""
-    if reference is None and has_adapters(params):
-        return adapters_off(params)
+    reference = reference_or_base(reference, params)
     if reference is None:
         raise ValueError("preference optimization needs the reference parameters")
     return reference

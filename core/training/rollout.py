@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from cliffjax.distributed.layout import Layout, sharded_partial
-from cliffjax.models.lora import adapters_off, has_adapters
+from cliffjax.models.lora import reference_or_base
 from cliffjax.objectives import compute_advantages, kl_divergence
 from cliffjax.objectives.advantages import std_safe
 from cliffjax.objectives.shaping import soft_overlong_penalty
@@ -198,8 +198,7 @@ def rollout_phase(
         metrics[name] = adv_aux[name]
     logp_ref = None
     if program.needs_reference or score_reference:
-        if reference is None and has_adapters(params):
-            reference = adapters_off(params)  # LoRA: the base model, no second copy
+        reference = reference_or_base(reference, params)  # LoRA: the base, no second copy
         if reference is None:
             raise ValueError("the objective has a KL term: pass the reference parameters")
         logp_ref = score(

@@ -139,14 +139,19 @@ def test_resume_from_the_warm_start_is_bitwise_identical(base_run, tmp_path):
 
 def test_trained_params_export_to_transformers_with_equal_logits(base_run, tmp_path):
     exp, _, result = base_run
-    graphdef = build_policy(exp.model).graphdef
     out = str(tmp_path / "exported")
-    export_hf(graphdef, result.params, out)
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    export_hf(build_policy(exp.model).graphdef, result.params, out)
+    _assert_transformers_logits_equal(exp, result.params, out)
+
+
+def _assert_transformers_logits_equal(exp, params, hf_dir: str) -> None:
+    """transformers reading ``hf_dir`` gives our logits (1e-4) on 8 held-out prompts."""
+    graphdef = build_policy(exp.model).graphdef
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     prompts, _ = make_task(exp.task).eval_set()
     tokens = jnp.asarray(prompts[:8])
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-    ours, _ = jax.jit(apply, static_argnums=0)(graphdef, result.params, tokens, positions)
+    ours, _ = jax.jit(apply, static_argnums=0)(graphdef, params, tokens, positions)
     with torch.no_grad():
         theirs = reloaded(torch.tensor(np.asarray(tokens), dtype=torch.long)).logits.numpy()
     np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
@@ -247,15 +252,7 @@ def test_lora_run_exports_the_merged_policy(lora_run):
     exp, run_dir, result = lora_run
     out = result.summary["hf_export"]
     assert out == os.path.abspath(os.path.join(run_dir, "hf_export"))
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    graphdef = build_policy(exp.model).graphdef
-    prompts, _ = make_task(exp.task).eval_set()
-    tokens = jnp.asarray(prompts[:8])
-    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
-    ours, _ = jax.jit(apply, static_argnums=0)(graphdef, result.params, tokens, positions)
-    with torch.no_grad():
-        theirs = reloaded(torch.tensor(np.asarray(tokens), dtype=torch.long)).logits.numpy()
-    np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=0)
+    _assert_transformers_logits_equal(exp, result.params, out)
 
 
 def test_lora_and_export_options_are_checked_at_config_load(ckpt20):
