@@ -1,6 +1,9 @@
 # Two commands on a fresh machine: `make run` (the main job) and `make test` (lint + tests).
 # Both create .venv from requirements.lock (exact versions) when it is missing or stale.
 PYTHON ?= python3
+# pytest-xdist workers of `make test` (each takes whole test modules, so module fixtures are
+# built once); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-lock
@@ -20,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 theory: $(STAMP)
 	$(BIN)/python -m cliffjax.theory_checks $(ARGS)

@@ -96,7 +96,9 @@ def _status_mb(field: str) -> float:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # ru_maxrss (KiB on Linux) is the kernel's high-water mark, updated lazily: it can trail the
+    # current resident set by a few pages, so the peak is at least the current size.
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mb())
 
 
 def _worker(library: str, dtype: str, path: str) -> dict[str, float]:
