@@ -1,6 +1,7 @@
 """Side-by-side benchmarks: cliffjax (JAX) against PyTorch / TRL formulas / Hugging Face.
 
-    python -m cliffjax.experiments.bench [--only objectives,update,sampler,sweep,scaling,decode]
+    python -m cliffjax.experiments.bench [--only objectives,update,sampler,sweep,scaling,decode,
+                                                 update_hf]
                                 [--quick]
                                 [--out bench_results/]          (= make bench ARGS="...")
 
@@ -27,6 +28,9 @@ Sections:
 6. ``decode``: sampler time vs new tokens N = 32 .. 512 (greedy and sampling) on the d=128
    model and a ~22M Qwen2-architecture model, against Hugging Face ``generate``; log-log slope
    (``cliffjax.experiments.bench_decode``).
+7. ``update_hf``: the RL update step on a ~20M Qwen2-architecture checkpoint loaded on both
+   sides, against the same step in PyTorch (``cliffjax.experiments.bench_update_hf``; needs
+   torch and transformers).
 
 Without ``torch`` the PyTorch columns are skipped. On a GPU the same script runs unchanged and
 reports the device and its measured matmul rate.
@@ -53,7 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SECTIONS = ("objectives", "update", "sampler", "sweep", "scaling", "decode")
+SECTIONS = ("objectives", "update", "sampler", "sweep", "scaling", "decode", "update_hf")
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +221,8 @@ class Settings:
       matmul_n: size of the matmul reference.
       proto: also time the ``bench_proto`` prototypes (update and sampler sections).
       decode_quick: the ``decode`` section runs ``bench_decode.QUICK`` (else ``FULL``).
+      update_hf_sizes: Qwen2 shapes of the ``update_hf`` section (keys of
+        ``bench_update_hf.SIZES``).
     """
 
     reps: int = 5
@@ -234,6 +240,7 @@ class Settings:
     matmul_n: int = 1024
     proto: bool = False
     decode_quick: bool = False
+    update_hf_sizes: tuple[str, ...] = ("20m",)
 
 
 FULL = Settings()
@@ -250,6 +257,7 @@ QUICK = Settings(
     scaling_lengths=(4, 12, 28),
     scaling_groups=(2, 8),
     decode_quick=True,
+    update_hf_sizes=("tiny",),
 )
 
 
@@ -999,6 +1007,16 @@ def run(sections: Sequence[str], settings: Settings, out_dir: Path | None) -> di
             print(table, flush=True)
         elif name == "scaling":
             res, table = bench_scaling(settings)
+        elif name == "update_hf":
+            if bt is None:
+                res, table = [], "\n## update_hf: skipped (needs torch and transformers)"
+                print(table, flush=True)
+            else:
+                from cliffjax.experiments import bench_update_hf
+
+                res, table = bench_update_hf.run(
+                    settings.update_hf_sizes, batch=8, prompt=16, new=48, reps=settings.reps
+                )
         else:
             raise ValueError(f"unknown section {name!r}")
         report[name] = res
