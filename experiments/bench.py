@@ -489,24 +489,28 @@ def lower_compile(fn: Callable[..., Any], *args: Any, proto: bool = False):
     return compiled
 
 
-def jax_update_step(
-    graphdef: Any, params: Any, x: dict[str, np.ndarray], objective: str = "grpo", proto=False
+def update_program_and_batch(
+    graphdef: Any, x: dict[str, np.ndarray], objective: str = "grpo", aux_metrics: bool = True
 ):
-    """``(step(), compiled)``: the project's RL update (``cliffjax.training.update``'s update
-    phase: one epoch, one minibatch = one optimizer step) of ``(graphdef, params)`` on the
-    synthetic batch ``x`` (:func:`rl_batch`), compiled ahead of time (``proto``: with the
-    ``bench_proto`` prototype)."""
+    """``(program, batch)`` of the update step :func:`jax_update_step` times: the trainer's
+    update phase for one epoch of one minibatch (one optimizer step) of ``objective`` with its
+    default config, on the synthetic batch ``x`` (:func:`rl_batch`)."""
     from cliffjax.objectives import get_objective
     from cliffjax.tasks.registry import get_task
     from cliffjax.training.config import RLConfig
     from cliffjax.training.program import RLProgram
     from cliffjax.training.rollout import Rollout
-    from cliffjax.training.state import init_state
-    from cliffjax.training.update import make_update_phase
 
     b = x["prompts"].shape[0]
     spec = get_objective(objective)
-    rl = RLConfig(steps=1000, prompts_per_step=b, group_size=1, epochs=1, minibatches=1)
+    rl = RLConfig(
+        steps=1000,
+        prompts_per_step=b,
+        group_size=1,
+        epochs=1,
+        minibatches=1,
+        aux_metrics=aux_metrics,
+    )
     # The task only sizes the program here (fixed-width prompts; the batch is synthetic).
     program = RLProgram(graphdef, get_task("addition"), spec, spec.default_config, rl)
     batch = Rollout(
@@ -518,6 +522,20 @@ def jax_update_step(
         jnp.asarray(x["adv"]),
         jnp.asarray(x["rewards"]),
     )
+    return program, batch
+
+
+def jax_update_step(
+    graphdef: Any, params: Any, x: dict[str, np.ndarray], objective: str = "grpo", proto=False
+):
+    """``(step(), compiled)``: the project's RL update (``cliffjax.training.update``'s update
+    phase: one epoch, one minibatch = one optimizer step) of ``(graphdef, params)`` on the
+    synthetic batch ``x`` (:func:`rl_batch`), compiled ahead of time (``proto``: with the
+    ``bench_proto`` prototype)."""
+    from cliffjax.training.state import init_state
+    from cliffjax.training.update import make_update_phase
+
+    program, batch = update_program_and_batch(graphdef, x, objective)
     holder = {"state": init_state(params, program.optimizer(), jax.random.key(1))}
     compiled = lower_compile(make_update_phase(program), holder["state"], batch, proto=proto)
 

@@ -126,6 +126,11 @@ class RLConfig:
       overlong_factor: scale of the soft overlong punishment.
       entropy_coef: c_H, weight of the mean token entropy bonus subtracted from the loss
         (``L - c_H · H̄``; 0 = off).
+      aux_metrics: compute the objective's aux metrics (ratio statistics, clip and regime
+        fractions, KL, ...) on every optimizer step and log their means. False skips them: the
+        loss, the gradient and so the whole run are bitwise the same, and the step saves the
+        extra reductions (worth it at long sequence lengths; see docs/benchmarks.md). The
+        update's own ``loss``, ``entropy`` and ``grad_norm`` metrics are always logged.
       optim: optimizer of the RL phase.
     """
 
@@ -144,6 +149,7 @@ class RLConfig:
     overlong_buffer: int = 0
     overlong_factor: float = 1.0
     entropy_coef: float = 0.0
+    aux_metrics: bool = True
     optim: OptimConfig = OptimConfig(
         lr=1e-4, warmup_steps=10, schedule="constant", weight_decay=0.0, max_grad_norm=1.0
     )

@@ -66,7 +66,7 @@ def _minibatch_grads(params: PyTree, mbatch: Rollout, program: RLProgram):
             logp, ent = score_with_entropy(
                 program.graphdef, p, micro.prompts, micro.completions, pmask
             )
-            loss_sum, _, aux = spec.loss(_policy_batch(logp, micro), cfg)
+            loss_sum, _, aux = spec.loss(_policy_batch(logp, micro), cfg, with_aux=rl.aux_metrics)
             ent_sum = jnp.sum(ent * micro.mask)
             value = loss_sum / denom
             if c_h:
@@ -102,7 +102,8 @@ def update_phase(
 
     Returns the new state (``step + 1``, key split once) and metrics, means over the optimizer
     steps: ``loss`` (the objective's), ``entropy`` (per token, nats), ``grad_norm`` (before
-    clipping) and every aux scalar of the objective; plus ``grad_norm_max`` and
+    clipping) and every aux scalar of the objective (none when ``rl.aux_metrics`` is False);
+    plus ``grad_norm_max`` and
     ``loss_first`` / ``loss_last`` (first and last optimizer step).
     """
     rl = program.rl

@@ -179,6 +179,26 @@ def test_update_runs_epochs_of_minibatches_and_accumulates_exactly(
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
 
 
+@pytest.mark.parametrize("name", ["dispo", "mhpo"])
+def test_update_without_aux_metrics_is_bitwise_the_same_update(task, policy, rollout_batch, name):
+    """``rl.aux_metrics=False`` drops the objective's aux metrics and nothing else: the
+    parameters after 2 epochs x 2 minibatches and the loss, entropy and gradient norm are
+    bitwise those of the default update."""
+    batch = rollout_batch[0]
+    out = []
+    for aux in (True, False):
+        program = _program(policy, task, name, dataclasses.replace(RL, aux_metrics=aux))
+        state = init_state(_copy(policy.params), program.optimizer(), jax.random.PRNGKey(2))
+        out.append(make_update_phase(program)(state, batch))
+    (with_aux, m_aux), (without, m_none) = out
+    base = {"loss", "entropy", "grad_norm", "grad_norm_max", "loss_first", "loss_last"}
+    assert set(m_none) == base and set(m_aux) > base
+    for k in base:
+        assert float(m_aux[k]) == float(m_none[k]), k
+    for a, b in zip(jax.tree.leaves(with_aux.params), jax.tree.leaves(without.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_entropy_bonus_changes_the_update_by_its_gradient(task, policy, rollout_batch):
     """With c_H > 0 the first optimizer step follows ∇(L − c_H·H̄): the update differs from
     c_H = 0 and the mean entropy after a large bonus step is higher."""
