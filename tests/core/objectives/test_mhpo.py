@@ -77,6 +77,27 @@ def test_gradient_multiplier_within_bound(split, x64):
         assert mult.max() <= 1.5926
 
 
+@pytest.mark.parametrize(
+    ("split", "peak", "at_ratio", "up_to"),
+    [("softplus", 0.3958, 1.783, 3.654), ("relu", 1.1018, 1.298, 1.773)],
+)
+def test_gradient_multiplier_peaks_above_ratio_one(split, peak, at_ratio, up_to, x64):
+    """At the defaults the multiplier's real maximum is far below the e^c bound, and it sits at
+    r > 1: a token whose ratio has grown gets a larger gradient than at r = 1 (1.49x with the
+    softplus split, 1.10x with relu) at r ≈ 1.78 / 1.30, and at least the on-policy gradient up
+    to r ≈ 3.65 / 1.77, where a clip at 1 + ε would have stopped it."""
+    cfg = dataclasses.replace(SPEC.default_config, hazard_split=split)
+    u = jnp.linspace(-5.0, 5.0, 200001)
+    w, _, _ = mhpo_weight(u, cfg)
+    m = np.asarray(w) / np.cosh(np.asarray(u) / cfg.c) ** 2
+    i = int(np.argmax(m))
+    assert m[i] == pytest.approx(peak, abs=1e-4)
+    assert np.exp(float(u[i])) == pytest.approx(at_ratio, abs=2e-3)
+    assert m[i] > m[100000] and m[i] < np.exp(cfg.c) / 4  # M(1) is at index 100000
+    last = int(np.nonzero(m >= m[100000])[0][-1])
+    assert np.exp(float(u[last])) == pytest.approx(up_to, abs=2e-3)
+
+
 def test_on_policy_gradient_is_pg_times_exp_minus_zeta1(golden_inputs, h, x64):
     b = h.golden_batch(golden_inputs, with_ref=False)
     b = b._replace(logp_old=b.logp)
