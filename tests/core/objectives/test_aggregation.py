@@ -1,4 +1,7 @@
-"""Aggregation modes: tunix golden values, formulas, micro-batch additivity, padding."""
+"""Aggregation modes: tunix golden values, formulas, length bias, micro-batch additivity,
+padding."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +56,31 @@ def test_formulas_by_hand(x64):
     for mode, (s_ref, d_ref) in expect.items():
         s, d = aggregate(loss, mask, mode)
         assert float(s) == pytest.approx(s_ref) and float(d) == d_ref, mode
+
+
+@pytest.mark.parametrize(
+    ("mode", "long_over_short"),
+    [("seq-mean-token-mean", 1.0), ("constant-normalized-sum", 4.0), ("token-mean", 4.0)],
+)
+def test_length_bias_of_the_modes(mode, long_over_short, x64):
+    """Dr. GRPO's length bias (arXiv 2503.20783 §3.2) on the GRPO loss at r = 1: two wrong
+    answers with the same advantage, of 2 and 8 tokens. Under ``seq-mean-token-mean`` each
+    response's whole push-down is the same, so the long one is pushed down 4x less per token;
+    a constant or token-level normaliser pushes every token equally (the long one 4x more in
+    all)."""
+    from cliffjax.objectives import PolicyBatch, get_objective
+
+    spec = get_objective("grpo")
+    cfg = dataclasses.replace(spec.default_config, beta=0.0, aggregation=mode)
+    mask = jnp.array([[1.0] * 2 + [0.0] * 6, [1.0] * 8])
+    lp = jnp.full((2, 8), -1.0)
+    batch = PolicyBatch(logp=lp, logp_old=lp, mask=mask, advantages=jnp.array([-1.0, -1.0]))
+    g = jax.grad(lambda x: finalize_loss(*spec.loss(batch._replace(logp=x), cfg)[:2]))(lp)
+    per_token = np.asarray(g)  # > 0: the loss falls as log π falls, i.e. a push down
+    assert np.all(per_token[mask == 0] == 0) and np.all(per_token[mask == 1] > 0)
+    short_total, long_total = per_token[0].sum(), per_token[1].sum()
+    assert long_total / short_total == pytest.approx(long_over_short, rel=1e-12)
+    assert per_token[1, 0] / per_token[0, 0] == pytest.approx(long_over_short / 4, rel=1e-12)
 
 
 def test_masked_inf_contributes_nothing(x64):
