@@ -81,6 +81,11 @@ class Timing:
     hi: float
     times: tuple[float, ...]
 
+    @classmethod
+    def of(cls, times: Sequence[float]) -> Timing:
+        """The timing of the repetitions ``times`` (seconds)."""
+        return cls(statistics.median(times), min(times), max(times), tuple(times))
+
     def rate(self, work: float) -> tuple[float, float, float]:
         """``work / seconds`` at the median, and its range (from the slowest and fastest)."""
         return work / self.median, work / self.hi, work / self.lo
@@ -101,7 +106,7 @@ def time_fn(fn: Callable[[], Any], reps: int, warmup: int = 1) -> Timing:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return Timing(statistics.median(times), min(times), max(times), tuple(times))
+    return Timing.of(times)
 
 
 def fmt_rate(x: float) -> str:

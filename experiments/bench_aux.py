@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -50,10 +49,6 @@ from cliffjax.experiments.bench import (
 )
 
 DEFAULT_OBJECTIVES = ("grpo", "mhpo", "dispo")
-
-
-def _timing(times: Sequence[float]) -> Timing:
-    return Timing(statistics.median(times), min(times), max(times), tuple(times))
 
 
 def _variant(graphdef: Any, params: Any, x: dict[str, np.ndarray], objective: str, aux: bool):
@@ -107,7 +102,7 @@ def run(
                     t0 = time.perf_counter()
                     step()
                     times[aux].append(time.perf_counter() - t0)
-        t_on, t_off = _timing(times[True]), _timing(times[False])
+        t_on, t_off = Timing.of(times[True]), Timing.of(times[False])
         f_on, f_off = jax_objective_fn(name, True), jax_objective_fn(name, False)
         o_on = time_fn(lambda f=f_on: jax.block_until_ready(f(x_obj)), rounds * reps)
         o_off = time_fn(lambda f=f_off: jax.block_until_ready(f(x_obj)), rounds * reps)

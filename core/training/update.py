@@ -103,8 +103,7 @@ def update_phase(
     Returns the new state (``step + 1``, key split once) and metrics, means over the optimizer
     steps: ``loss`` (the objective's), ``entropy`` (per token, nats), ``grad_norm`` (before
     clipping) and every aux scalar of the objective (none when ``rl.aux_metrics`` is False);
-    plus ``grad_norm_max`` and
-    ``loss_first`` / ``loss_last`` (first and last optimizer step).
+    plus ``grad_norm_max`` and ``loss_first`` / ``loss_last`` (first and last optimizer step).
     """
     rl = program.rl
     tx = program.optimizer()
