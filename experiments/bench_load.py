@@ -95,10 +95,16 @@ def _status_mb(field: str) -> float:
     return float("nan")
 
 
+_HIGH_WATER_MB = [0.0]  # the largest value _peak_mb has returned in this process
+
+
 def _peak_mb() -> float:
     # ru_maxrss (KiB on Linux) is the kernel's high-water mark, updated lazily: it can trail the
-    # current resident set by a few pages, so the peak is at least the current size.
-    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mb())
+    # current resident set by a few pages, so the peak is at least the current size, and at
+    # least any peak seen before (the resident set may shrink while ru_maxrss still trails).
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, _rss_mb())
+    _HIGH_WATER_MB[0] = max(_HIGH_WATER_MB[0], peak)
+    return _HIGH_WATER_MB[0]
 
 
 def _worker(library: str, dtype: str, path: str) -> dict[str, float]:
